@@ -1,0 +1,52 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test install install-dev lint typecheck pytest bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) -e ".[dev,bench]"
+	touch $@
+
+install: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+demo: install
+	$(BIN)/trustfeed demo
+
+lint: install-dev
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: install-dev
+	$(BIN)/trustfeed bench quality --dataset ml-100k
+	$(BIN)/trustfeed bench quality --dataset beauty
+	$(BIN)/trustfeed bench ranker
+	$(BIN)/trustfeed bench online
+
+# Re-pin constraints.txt from a fresh resolution of pyproject.toml (all extras).
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install -q -e ".[dev,bench]"
+	.lockenv/bin/pip freeze --exclude-editable | grep -v '^trustfeed' > constraints.txt
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

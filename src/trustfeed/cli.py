@@ -1,0 +1,24 @@
+"""The ``trustfeed`` command: the only place (with the service entry point) that
+reads settings from the environment; everything below it takes keyword arguments."""
+
+from __future__ import annotations
+
+import typer
+
+from trustfeed import __version__
+from trustfeed.bench.cli import bench_app
+from trustfeed.demo import demo
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="trustfeed: short-video recommendation with verifiable custody.",
+)
+app.add_typer(bench_app, name="bench")
+app.command()(demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed trustfeed version."""
+    typer.echo(__version__)
