@@ -56,7 +56,9 @@ def index_of(sorted_ids: np.ndarray, ids: npt.ArrayLike) -> np.ndarray:
     ids = np.asarray(ids, dtype=np.int64)
     pos = np.searchsorted(sorted_ids, ids)
     pos_clipped = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-    found = (pos < len(sorted_ids)) & (sorted_ids[pos_clipped] == ids) if len(sorted_ids) else pos < 0
+    found = (
+        (pos < len(sorted_ids)) & (sorted_ids[pos_clipped] == ids) if len(sorted_ids) else pos < 0
+    )
     return np.where(found, pos_clipped, -1).astype(np.int64)
 
 
@@ -87,9 +89,7 @@ class InteractionMatrix:
         cols = index_of(items, interactions["item_id"].to_numpy(np.int64))
         keep = cols >= 0
         data = (
-            np.ones(len(rows), np.float32)
-            if weights is None
-            else np.asarray(weights, np.float32)
+            np.ones(len(rows), np.float32) if weights is None else np.asarray(weights, np.float32)
         )
         matrix = sp.csr_matrix(
             (data[keep], (rows[keep], cols[keep])), shape=(len(users), len(items))
@@ -102,9 +102,7 @@ class InteractionMatrix:
         return (len(self.user_ids), len(self.item_ids))
 
 
-def top_k(
-    scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
     """Column indices of the ``k`` best scores per row, best first.
 
     ``exclude`` (same shape, any non-zero = excluded) and ``-inf`` scores never
