@@ -49,4 +49,4 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     """Read settings from the environment and, if given, an env file."""
     if env_file is None:
         return Settings()
-    return Settings(_env_file=str(env_file))  # type: ignore[call-arg]
+    return Settings(_env_file=str(env_file))
