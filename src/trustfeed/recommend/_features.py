@@ -33,6 +33,13 @@ ExtraFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: The prior strength (pseudo-impressions) is kept inside these bounds.
 _PRIOR_BOUNDS = (2.0, 500.0)
+#: L2 penalty and sweeps of the additive logistic effects (the one-hot LR's C = 1).
+_EFFECT_L2 = 1.0
+_EFFECT_SWEEPS = 8
+#: Play times (ms) are packed as ``user * _PLAY_SCALE + ms``; the user's own play-time
+#: distribution is shrunk towards everyone's with this many pseudo-impressions.
+_PLAY_SCALE = 1 << 32
+_PLAY_PRIOR = 10.0
 
 
 class FeatureError(RecommendError, ValueError):
@@ -134,6 +141,144 @@ def _nanmean(y: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class _Effects:
+    """Per task, an L2-regularised logistic additive model: intercept + user + item + bucket.
+
+    The one-hot logistic regression baseline, fitted jointly: an item's effect is
+    measured *given* who watched it (a rate is not), which matters when an item
+    was shown to three users.
+    """
+
+    users: np.ndarray  # sorted ids
+    items: np.ndarray  # sorted ids
+    user_fx: np.ndarray  # (n_users, n_tasks) logits
+    item_fx: np.ndarray  # (n_items, n_tasks)
+    bucket_fx: np.ndarray  # (n_buckets, n_tasks)
+    intercept: np.ndarray  # (n_tasks,)
+
+    def lookup(
+        self, users: np.ndarray, items: np.ndarray, bucket: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Item effects and full logits (unknown ids contribute 0)."""
+        u, i = index_of(self.users, users), index_of(self.items, items)
+        item = np.where((i >= 0)[:, None], self.item_fx[np.maximum(i, 0)], 0.0)
+        user = np.where((u >= 0)[:, None], self.user_fx[np.maximum(u, 0)], 0.0)
+        b = self.bucket_fx[np.minimum(bucket, len(self.bucket_fx) - 1)]
+        return item, self.intercept + user + item + b
+
+
+def _fit_effects(
+    users: np.ndarray,
+    items: np.ndarray,
+    bucket: np.ndarray,
+    y: np.ndarray,
+    n_buckets: int,
+    *,
+    l2: float = _EFFECT_L2,
+    sweeps: int = _EFFECT_SWEEPS,
+) -> _Effects:
+    """Block-coordinate Newton on Σ cross-entropy + l2/2 · ||effects||² (soft labels allowed).
+
+    Each one-hot block has a diagonal Hessian, so a sweep is a few bincounts.
+    """
+    uu, ui = np.unique(users, return_inverse=True)
+    iu, ii = np.unique(items, return_inverse=True)
+    n_t = y.shape[1]
+    fx = [np.zeros((len(uu), n_t)), np.zeros((len(iu), n_t)), np.zeros((n_buckets, n_t))]
+    codes = [ui, ii, bucket]
+    intercept = np.zeros(n_t)
+    for t in range(n_t):
+        seen = ~np.isnan(y[:, t])
+        yt = y[seen, t]
+        c = [k[seen] for k in codes]
+        base = float(np.clip(yt.mean(), 1e-4, 1 - 1e-4)) if len(yt) else 0.5
+        intercept[t] = np.log(base / (1 - base))
+        z = np.full(len(yt), intercept[t])
+        for _ in range(sweeps):
+            for block, code in zip(fx, c, strict=True):
+                p = _sigmoid(z)
+                g = np.bincount(code, weights=p - yt, minlength=len(block)) + l2 * block[:, t]
+                h = np.bincount(code, weights=p * (1 - p), minlength=len(block)) + l2
+                step = g / h
+                block[:, t] -= step
+                z -= step[code]
+            p = _sigmoid(z)
+            g0 = float(np.sum(p - yt))
+            h0 = float(np.sum(p * (1 - p))) + 1e-9
+            intercept[t] -= g0 / h0
+            z -= g0 / h0
+    return _Effects(uu, iu, fx[0], fx[1], fx[2], intercept)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class _PlayTimes:
+    """Each user's training play times, to ask how this user would watch a video this long.
+
+    A rate per duration bucket is coarse; the user's own play-time
+    distribution, read at the candidate's duration, is a per-user, per-item
+    interaction that the trees cannot build from separate user and item columns.
+    """
+
+    users: np.ndarray  # sorted ids
+    starts: np.ndarray  # (n_users + 1,) segment bounds in ``keys``
+    keys: np.ndarray  # user position * _PLAY_SCALE + play ms, sorted
+    cum: np.ndarray  # (len(keys) + 1,) running sum of play ms
+    pooled: np.ndarray  # all play ms, sorted (the prior)
+    pooled_cum: np.ndarray
+
+    @classmethod
+    def learn(cls, users: np.ndarray, play_ms: np.ndarray) -> _PlayTimes:
+        ok = np.isfinite(play_ms)
+        play = np.clip(play_ms[ok], 0, _PLAY_SCALE - 1).astype(np.int64)
+        uniq, pos = np.unique(users[ok], return_inverse=True)
+        keys = np.sort(pos.astype(np.int64) * _PLAY_SCALE + play)
+        starts = np.searchsorted(keys, np.arange(len(uniq) + 1) * _PLAY_SCALE)
+        plays = keys % _PLAY_SCALE
+        pooled = np.sort(play)
+        return cls(
+            uniq,
+            starts,
+            keys,
+            np.concatenate([[0.0], np.cumsum(plays, dtype=np.float64)]),
+            pooled,
+            np.concatenate([[0.0], np.cumsum(pooled, dtype=np.float64)]),
+        )
+
+    def lookup(self, users: np.ndarray, duration: np.ndarray) -> np.ndarray:
+        """Per row: shrunk P(play ≥ d/2), P(play ≥ d) and E[min(play, d) / d] of the user."""
+        d = np.maximum(duration, 1.0)
+        prior = _survival(self.pooled, self.pooled_cum, 0, len(self.pooled), d)
+        u = index_of(self.users, users)
+        known = u >= 0
+        lo = np.where(known, self.starts[np.maximum(u, 0)], 0)
+        hi = np.where(known, self.starts[np.maximum(u, 0) + 1], 0)
+        base = np.maximum(u, 0).astype(np.int64) * _PLAY_SCALE
+        own = _survival(self.keys, self.cum, lo, hi, d, base)
+        n = (hi - lo)[:, None].astype(np.float64)
+        return (n * own + _PLAY_PRIOR * prior) / (n + _PLAY_PRIOR)
+
+
+def _survival(
+    keys: np.ndarray,
+    cum: np.ndarray,
+    lo: np.ndarray | int,
+    hi: np.ndarray | int,
+    d: np.ndarray,
+    base: np.ndarray | int = 0,
+) -> np.ndarray:
+    """Columns P(x ≥ d/2), P(x ≥ d), E[min(x, d)/d] over the sorted segment keys[lo:hi]."""
+    n = np.maximum(np.asarray(hi) - np.asarray(lo), 1).astype(np.float64)
+    half = np.searchsorted(keys, base + np.ceil(d / 2).astype(np.int64))
+    full = np.searchsorted(keys, base + np.ceil(d).astype(np.int64))
+    below = cum[full] - cum[lo]
+    return np.column_stack([(hi - half) / n, (hi - full) / n, (below + d * (hi - full)) / (n * d)])
+
+
+@dataclass(frozen=True)
 class _State:
     """Everything ``transform`` needs, learned from one subset of the training rows."""
 
@@ -141,6 +286,8 @@ class _State:
     users: _Rates
     user_bucket: _Rates  # keyed by user_id * n_buckets + bucket
     bucket_prior: np.ndarray  # (n_buckets, n_tasks)
+    effects: _Effects | None = None
+    plays: _PlayTimes | None = None
 
 
 class ImpressionFeatures:
@@ -173,6 +320,8 @@ class ImpressionFeatures:
         seed: int = 0,
         extra: ExtraFn | None = None,
         extra_names: list[str] | None = None,
+        effects: bool = True,
+        play_times: bool = True,
     ) -> None:
         if n_folds < 2:
             raise FeatureError("n_folds must be at least 2 for out-of-fold statistics")
@@ -181,6 +330,8 @@ class ImpressionFeatures:
         self.seed = seed
         self.extra = extra
         self.extra_names = extra_names
+        self.effects = effects
+        self.play_times = play_times
         self.tasks_: list[str] | None = None
         self.feature_names_: list[str] = []
         self._edges = np.zeros(0)
@@ -207,23 +358,37 @@ class ImpressionFeatures:
         qs = np.linspace(0, 1, self.n_buckets + 1)[1:-1]
         self._edges = np.unique(np.quantile(finite, qs)) if len(finite) else np.zeros(0)
         bucket = self._bucket(duration)
+        play = None
+        if self.play_times and "play_time_ms" in log.columns:
+            play = log["play_time_ms"].to_numpy(np.float64)
         folds = np.random.default_rng(self.seed).integers(0, self.n_folds, len(log))
         out = np.empty((len(log), 0), np.float32)
         for k in range(self.n_folds):
             rest, own = folds != k, folds == k
-            state = self._learn(users[rest], items[rest], bucket[rest], y[rest])
+            state = self._learn(
+                users[rest],
+                items[rest],
+                bucket[rest],
+                y[rest],
+                None if play is None else play[rest],
+            )
             block = self._build(
                 state, users[own], items[own], duration[own], bucket[own], hour[own]
             )
             if k == 0:
                 out = np.empty((len(log), block.shape[1]), np.float32)
             out[own] = block
-        self._state = self._learn(users, items, bucket, y)
+        self._state = self._learn(users, items, bucket, y, play)
         self.feature_names_ = self._names()
         return self._with_extra(out, users, items, fitting=True)
 
     def _learn(
-        self, users: np.ndarray, items: np.ndarray, bucket: np.ndarray, y: np.ndarray
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        bucket: np.ndarray,
+        y: np.ndarray,
+        play: np.ndarray | None = None,
     ) -> _State:
         items_ = _shrunk_rates(items, y)
         users_ = _shrunk_rates(users, y)
@@ -239,7 +404,9 @@ class ImpressionFeatures:
         ).reshape(n_b, y.shape[1])
         # A user's taste for short or long videos, shrunk towards the bucket's overall rate.
         user_bucket = _shrunk_rates(users * n_b + bucket, y, lambda k: bucket_prior[k % n_b])
-        return _State(items_, users_, user_bucket, bucket_prior)
+        effects = _fit_effects(users, items, bucket, y, n_b) if self.effects else None
+        plays = _PlayTimes.learn(users, play) if play is not None else None
+        return _State(items_, users_, user_bucket, bucket_prior, effects, plays)
 
     # -- transforming --------------------------------------------------------------------------
 
@@ -279,6 +446,10 @@ class ImpressionFeatures:
             ub,
             hour[:, None],
         ]
+        if state.effects is not None:
+            cols.extend(state.effects.lookup(users, items, bucket))
+        if state.plays is not None:
+            cols.append(state.plays.lookup(users, duration))
         return np.hstack(cols).astype(np.float32)
 
     def _with_extra(
@@ -311,6 +482,16 @@ class ImpressionFeatures:
             "user_log_count",
             *(f"user_bucket_{t}" for t in tasks),
             "hour",
+            *(
+                [*(f"item_effect_{t}" for t in tasks), *(f"additive_{t}" for t in tasks)]
+                if self._state is not None and self._state.effects is not None
+                else []
+            ),
+            *(
+                ["user_play_half", "user_play_full", "user_play_ratio"]
+                if self._state is not None and self._state.plays is not None
+                else []
+            ),
         ]
 
     # -- columns -------------------------------------------------------------------------------

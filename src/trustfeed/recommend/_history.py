@@ -1,0 +1,234 @@
+"""Per-user state of the online recommender: recent positives and everything seen.
+
+A user's profile is a recency-weighted sum of their latest positives, so an event
+changes the next recommendation as soon as ``push`` returns — no retraining. The
+ring buffer keeps the last ``size`` positives per user row (numba kernel: the
+stream's hot path). ``seen`` keeps every (user, item) pair the user was shown or
+engaged with, for the seen filter: a CSR base plus an append buffer merged when
+it grows.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+
+@numba.njit(cache=True)
+def _push(items, weights, times, heads, lengths, users, new_items, new_w, new_t):  # pragma: no cover
+    size = items.shape[1]
+    for k in range(len(users)):
+        u = users[k]
+        h = heads[u]
+        items[u, h] = new_items[k]
+        weights[u, h] = new_w[k]
+        times[u, h] = new_t[k]
+        heads[u] = (h + 1) % size
+        if lengths[u] < size:
+            lengths[u] += 1
+
+
+class RecentPositives:
+    """Ring buffer of the last ``size`` positive (item row, weight, time) per user row."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = int(size)
+        self.items = np.full((0, self.size), -1, np.int64)
+        self.weights = np.zeros((0, self.size), np.float32)
+        self.times = np.zeros((0, self.size), np.float64)
+        self.heads = np.zeros(0, np.int64)
+        self.lengths = np.zeros(0, np.int64)
+
+    def _ensure(self, n_rows: int) -> None:
+        have = len(self.heads)
+        if n_rows <= have:
+            return
+        new = max(n_rows, 2 * have, 64)
+        extra = new - have
+        self.items = np.vstack([self.items, np.full((extra, self.size), -1, np.int64)])
+        self.weights = np.vstack([self.weights, np.zeros((extra, self.size), np.float32)])
+        self.times = np.vstack([self.times, np.zeros((extra, self.size), np.float64)])
+        self.heads = np.concatenate([self.heads, np.zeros(extra, np.int64)])
+        self.lengths = np.concatenate([self.lengths, np.zeros(extra, np.int64)])
+
+    def push(self, users: np.ndarray, items: np.ndarray, weights: np.ndarray, times: np.ndarray):
+        """Append events (already in time order) to their users' buffers."""
+        if len(users) == 0:
+            return
+        self._ensure(int(users.max()) + 1)
+        _push(
+            self.items, self.weights, self.times, self.heads, self.lengths,
+            users.astype(np.int64), items.astype(np.int64),
+            weights.astype(np.float32), times.astype(np.float64),
+        )  # fmt: skip
+
+    def clear(self, users: np.ndarray) -> None:
+        """Forget these user rows (erasure or a reused row)."""
+        users = users[users < len(self.heads)]
+        self.items[users] = -1
+        self.weights[users] = 0
+        self.heads[users] = 0
+        self.lengths[users] = 0
+
+    def recent(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(items, weights, age rank) per user, newest first; rank = 0 for the newest."""
+        n = len(users)
+        out_items = np.full((n, self.size), -1, np.int64)
+        out_w = np.zeros((n, self.size), np.float32)
+        known = users < len(self.heads)
+        u = users[known]
+        if len(u):
+            # Position of the k-th newest entry: head - 1 - k (mod size).
+            offs = (self.heads[u][:, None] - 1 - np.arange(self.size)[None, :]) % self.size
+            valid = np.arange(self.size)[None, :] < self.lengths[u][:, None]
+            its = np.take_along_axis(self.items[u], offs, axis=1)
+            ws = np.take_along_axis(self.weights[u], offs, axis=1)
+            out_items[known] = np.where(valid, its, -1)
+            out_w[known] = np.where(valid, ws, 0)
+        rank = np.broadcast_to(np.arange(self.size), (n, self.size))
+        return out_items, out_w, rank
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            "items": self.items, "weights": self.weights, "times": self.times,
+            "heads": self.heads, "lengths": self.lengths,
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, size: int, state: dict[str, np.ndarray]) -> RecentPositives:
+        buf = cls(size)
+        buf.items, buf.weights, buf.times = state["items"], state["weights"], state["times"]
+        buf.heads, buf.lengths = state["heads"], state["lengths"]
+        return buf
+
+
+class SeenPairs:
+    """Every (user row, item row) pair ever shown or engaged with, for the seen filter."""
+
+    def __init__(self) -> None:
+        self.base = sp.csr_matrix((0, 0), dtype=np.int8)
+        self._users: list[np.ndarray] = []
+        self._items: list[np.ndarray] = []
+        self._pending = 0
+
+    def add(self, users: np.ndarray, items: np.ndarray) -> None:
+        self._users.append(users.astype(np.int64))
+        self._items.append(items.astype(np.int64))
+        self._pending += len(users)
+        if self._pending > max(100_000, self.base.nnz // 4):
+            self.compact()
+
+    def compact(self) -> None:
+        if not self._users:
+            return
+        u = np.concatenate(self._users)
+        i = np.concatenate(self._items)
+        shape = (
+            max(self.base.shape[0], int(u.max(initial=-1)) + 1),
+            max(self.base.shape[1], int(i.max(initial=-1)) + 1),
+        )
+        base = self.base.tocoo()
+        self.base = sp.csr_matrix(
+            (
+                np.ones(base.nnz + len(u), np.int8),
+                (np.concatenate([base.row, u]), np.concatenate([base.col, i])),
+            ),
+            shape=shape,
+        )
+        self.base.sum_duplicates()
+        self.base.data[:] = 1
+        self._users, self._items, self._pending = [], [], 0
+
+    def remove_users(self, users: np.ndarray) -> None:
+        self.compact()
+        users = users[users < self.base.shape[0]]
+        if len(users):
+            keep = sp.diags((~np.isin(np.arange(self.base.shape[0]), users)).astype(np.int8))
+            self.base = (keep @ self.base).tocsr()
+            self.base.eliminate_zeros()
+
+    def remove_items(self, items: np.ndarray) -> None:
+        self.compact()
+        items = items[items < self.base.shape[1]]
+        if len(items):
+            keep = sp.diags((~np.isin(np.arange(self.base.shape[1]), items)).astype(np.int8))
+            self.base = (self.base @ keep).tocsr()
+            self.base.eliminate_zeros()
+
+    def matrix(self, users: np.ndarray, n_items: int) -> sp.csr_matrix:
+        """Seen indicator for ``users`` (rows) over ``n_items`` columns."""
+        self.compact()
+        base = self.base
+        if base.shape[1] < n_items or base.shape[0] == 0:
+            base = sp.csr_matrix(
+                (base.data, base.indices, np.concatenate([base.indptr, np.repeat(base.indptr[-1:], 0)])),
+                shape=(base.shape[0], max(base.shape[1], n_items)),
+            ) if base.shape[0] else sp.csr_matrix((0, n_items), dtype=np.int8)
+        rows = np.where(users < base.shape[0], users, 0)
+        out = base[rows][:, :n_items].tocsr()
+        unknown = users >= base.shape[0]
+        if unknown.any():
+            out = sp.diags((~unknown).astype(np.int8)) @ out
+        return out.tocsr()
+
+
+@numba.njit(cache=True)
+def _push_pairs(
+    items, weights, times, heads, lengths, users, new_items, new_w, new_t, window, proximity
+):  # pragma: no cover - numba
+    """Push positives and return the proximity pairs each forms with the user's recent ones.
+
+    Gives exactly the pairs ``proximity_gram`` would count over the whole history, as
+    long as ``window`` ≤ buffer size: the Gram matrix can grow with the stream.
+    """
+    size = items.shape[1]
+    n_pairs = 0
+    for k in range(len(users)):
+        n_pairs += 2 * min(window, lengths[users[k]] + k)  # upper bound
+    rows = np.empty(n_pairs, np.int32)
+    cols = np.empty(n_pairs, np.int32)
+    vals = np.empty(n_pairs, np.float32)
+    prev = np.full(len(users), -1, np.int64)
+    m = 0
+    for k in range(len(users)):
+        u = users[k]
+        h = heads[u]
+        if lengths[u] > 0:
+            prev[k] = items[u, (h - 1) % size]
+        for g in range(1, min(window, lengths[u]) + 1):
+            other = items[u, (h - g) % size]
+            w = np.float32(np.exp(-g / proximity))
+            rows[m], cols[m], vals[m] = new_items[k], other, w
+            rows[m + 1], cols[m + 1], vals[m + 1] = other, new_items[k], w
+            m += 2
+        items[u, h] = new_items[k]
+        weights[u, h] = new_w[k]
+        times[u, h] = new_t[k]
+        heads[u] = (h + 1) % size
+        if lengths[u] < size:
+            lengths[u] += 1
+    return rows[:m], cols[:m], vals[:m], prev
+
+
+def push_with_pairs(
+    buffer: RecentPositives,
+    users: np.ndarray,
+    items: np.ndarray,
+    weights: np.ndarray,
+    times: np.ndarray,
+    *,
+    window: int,
+    proximity: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``buffer.push`` that also returns the new (row, col, weight) proximity pairs and,
+    per event, the user's previous positive item (-1 if none), for transitions."""
+    if len(users) == 0:
+        empty = np.zeros(0, np.int32)
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int64)
+    buffer._ensure(int(users.max()) + 1)
+    return _push_pairs(
+        buffer.items, buffer.weights, buffer.times, buffer.heads, buffer.lengths,
+        users.astype(np.int64), items.astype(np.int64), weights.astype(np.float32),
+        times.astype(np.float64), int(window), float(proximity),
+    )  # fmt: skip
