@@ -36,6 +36,7 @@ _PRIOR_BOUNDS = (2.0, 500.0)
 #: L2 penalty and sweeps of the additive logistic effects (the one-hot LR's C = 1).
 _EFFECT_L2 = 1.0
 _EFFECT_SWEEPS = 8
+_SLOPE_L2 = 10.0
 #: Play times (ms) are packed as ``user * _PLAY_SCALE + ms``; the user's own play-time
 #: distribution is shrunk towards everyone's with this many pseudo-impressions.
 _PLAY_SCALE = 1 << 32
@@ -142,11 +143,12 @@ def _nanmean(y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class _Effects:
-    """Per task, an L2-regularised logistic additive model: intercept + user + item + bucket.
+    """Per task, an L2-regularised logistic additive model over one-hot blocks.
 
-    The one-hot logistic regression baseline, fitted jointly: an item's effect is
-    measured *given* who watched it (a rate is not), which matters when an item
-    was shown to three users.
+    logit = intercept + user + item + duration bucket + user slope × log duration:
+    the one-hot logistic regression baseline plus a per-user taste for long or
+    short videos, fitted jointly, so an item's effect is measured *given* who
+    watched it (a rate is not), which matters when an item was shown to three users.
     """
 
     users: np.ndarray  # sorted ids
@@ -154,60 +156,78 @@ class _Effects:
     user_fx: np.ndarray  # (n_users, n_tasks) logits
     item_fx: np.ndarray  # (n_items, n_tasks)
     bucket_fx: np.ndarray  # (n_buckets, n_tasks)
+    slope_fx: np.ndarray  # (n_users, n_tasks): per-user slope on the standardised log duration
     intercept: np.ndarray  # (n_tasks,)
+    scale: np.ndarray  # (2,): mean and sd of the log duration
 
     def lookup(
-        self, users: np.ndarray, items: np.ndarray, bucket: np.ndarray
+        self, users: np.ndarray, items: np.ndarray, bucket: np.ndarray, log_d: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Item effects and full logits (unknown ids contribute 0)."""
         u, i = index_of(self.users, users), index_of(self.items, items)
         item = np.where((i >= 0)[:, None], self.item_fx[np.maximum(i, 0)], 0.0)
         user = np.where((u >= 0)[:, None], self.user_fx[np.maximum(u, 0)], 0.0)
+        slope = np.where((u >= 0)[:, None], self.slope_fx[np.maximum(u, 0)], 0.0)
         b = self.bucket_fx[np.minimum(bucket, len(self.bucket_fx) - 1)]
-        return item, self.intercept + user + item + b
+        x = _standard(log_d, self.scale)[:, None]
+        return item, self.intercept + user + item + b + slope * x
+
+
+def _standard(log_d: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.nan_to_num((log_d - scale[0]) / scale[1])
 
 
 def _fit_effects(
     users: np.ndarray,
     items: np.ndarray,
     bucket: np.ndarray,
+    log_d: np.ndarray,
     y: np.ndarray,
     n_buckets: int,
     *,
     l2: float = _EFFECT_L2,
+    slope_l2: float = _SLOPE_L2,
     sweeps: int = _EFFECT_SWEEPS,
 ) -> _Effects:
     """Block-coordinate Newton on Σ cross-entropy + l2/2 · ||effects||² (soft labels allowed).
 
-    Each one-hot block has a diagonal Hessian, so a sweep is a few bincounts.
+    Each block (one coefficient per user, item, ...) has a diagonal Hessian, so a
+    sweep is a few bincounts.
     """
     uu, ui = np.unique(users, return_inverse=True)
     iu, ii = np.unique(items, return_inverse=True)
+    known = ~np.isnan(log_d)
+    scale = (
+        np.array([log_d[known].mean(), log_d[known].std() + 1e-9]) if known.any() else np.ones(2)
+    )
+    x = _standard(log_d, scale)
     n_t = y.shape[1]
-    fx = [np.zeros((len(uu), n_t)), np.zeros((len(iu), n_t)), np.zeros((n_buckets, n_t))]
-    codes = [ui, ii, bucket]
+    fx = [np.zeros((n, n_t)) for n in (len(uu), len(iu), n_buckets, len(uu))]
+    blocks = [(ui, None), (ii, None), (bucket, None), (ui, x)]
+    penalties = (l2, l2, l2, slope_l2)
     intercept = np.zeros(n_t)
     for t in range(n_t):
         seen = ~np.isnan(y[:, t])
         yt = y[seen, t]
-        c = [k[seen] for k in codes]
         base = float(np.clip(yt.mean(), 1e-4, 1 - 1e-4)) if len(yt) else 0.5
         intercept[t] = np.log(base / (1 - base))
         z = np.full(len(yt), intercept[t])
         for _ in range(sweeps):
-            for block, code in zip(fx, c, strict=True):
+            for coef, (code_all, v_all), lam in zip(fx, blocks, penalties, strict=True):
+                code = code_all[seen]
+                v = np.ones(len(yt)) if v_all is None else v_all[seen]
                 p = _sigmoid(z)
-                g = np.bincount(code, weights=p - yt, minlength=len(block)) + l2 * block[:, t]
-                h = np.bincount(code, weights=p * (1 - p), minlength=len(block)) + l2
+                g = np.bincount(code, weights=(p - yt) * v, minlength=len(coef)) + lam * coef[:, t]
+                h = np.bincount(code, weights=p * (1 - p) * v * v, minlength=len(coef)) + lam
                 step = g / h
-                block[:, t] -= step
-                z -= step[code]
+                coef[:, t] -= step
+                z -= step[code] * v
             p = _sigmoid(z)
             g0 = float(np.sum(p - yt))
             h0 = float(np.sum(p * (1 - p))) + 1e-9
             intercept[t] -= g0 / h0
             z -= g0 / h0
-    return _Effects(uu, iu, fx[0], fx[1], fx[2], intercept)
+    return _Effects(uu, iu, fx[0], fx[1], fx[2], fx[3], intercept, scale)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -368,6 +388,7 @@ class ImpressionFeatures:
             state = self._learn(
                 users[rest],
                 items[rest],
+                duration[rest],
                 bucket[rest],
                 y[rest],
                 None if play is None else play[rest],
@@ -378,7 +399,7 @@ class ImpressionFeatures:
             if k == 0:
                 out = np.empty((len(log), block.shape[1]), np.float32)
             out[own] = block
-        self._state = self._learn(users, items, bucket, y, play)
+        self._state = self._learn(users, items, duration, bucket, y, play)
         self.feature_names_ = self._names()
         return self._with_extra(out, users, items, fitting=True)
 
@@ -386,13 +407,14 @@ class ImpressionFeatures:
         self,
         users: np.ndarray,
         items: np.ndarray,
+        duration: np.ndarray,
         bucket: np.ndarray,
         y: np.ndarray,
         play: np.ndarray | None = None,
     ) -> _State:
         items_ = _shrunk_rates(items, y)
         users_ = _shrunk_rates(users, y)
-        n_b = len(self._edges) + 1
+        n_b = self._n_buckets()
         bucket_prior = np.array(
             [
                 [
@@ -404,7 +426,11 @@ class ImpressionFeatures:
         ).reshape(n_b, y.shape[1])
         # A user's taste for short or long videos, shrunk towards the bucket's overall rate.
         user_bucket = _shrunk_rates(users * n_b + bucket, y, lambda k: bucket_prior[k % n_b])
-        effects = _fit_effects(users, items, bucket, y, n_b) if self.effects else None
+        effects = (
+            _fit_effects(users, items, bucket, np.log1p(duration / 1000.0), y, n_b)
+            if self.effects
+            else None
+        )
         plays = _PlayTimes.learn(users, play) if play is not None else None
         return _State(items_, users_, user_bucket, bucket_prior, effects, plays)
 
@@ -429,7 +455,7 @@ class ImpressionFeatures:
     ) -> np.ndarray:
         item_rates, item_n = state.items.lookup(items)
         user_rates, user_n = state.users.lookup(users)
-        n_b = len(self._edges) + 1
+        n_b = self._n_buckets()
         pos = index_of(state.user_bucket.keys, users * n_b + bucket)
         ub = np.where(
             (pos >= 0)[:, None],
@@ -447,9 +473,9 @@ class ImpressionFeatures:
             hour[:, None],
         ]
         if state.effects is not None:
-            cols.extend(state.effects.lookup(users, items, bucket))
+            cols.extend(state.effects.lookup(users, items, bucket, np.log1p(duration / 1000.0)))
         if state.plays is not None:
-            cols.append(state.plays.lookup(users, duration))
+            cols.append(state.plays.lookup(users, self._typical(duration)))
         return np.hstack(cols).astype(np.float32)
 
     def _with_extra(
@@ -521,8 +547,6 @@ class ImpressionFeatures:
         pos = index_of(known_items, items)
         gaps = np.isnan(duration)
         duration[gaps] = np.where(pos[gaps] >= 0, known_d[np.maximum(pos[gaps], 0)], np.nan)
-        fallback = float(np.nanmedian(known_d)) if len(known_d) else 30_000.0
-        duration = np.where(np.isnan(duration), fallback, duration)
         return users, items, duration, self._hour(frame)
 
     def _learn_durations(self, items: np.ndarray, duration: np.ndarray) -> None:
@@ -544,7 +568,18 @@ class ImpressionFeatures:
         return np.full(len(frame), -1.0)
 
     def _bucket(self, duration: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self._edges, duration, side="right").astype(np.int64)
+        """Quantile bucket of the duration; unknown durations get a bucket of their own."""
+        bucket = np.searchsorted(self._edges, duration, side="right").astype(np.int64)
+        return np.where(np.isnan(duration), len(self._edges) + 1, bucket)
+
+    def _n_buckets(self) -> int:
+        return len(self._edges) + 2
+
+    def _typical(self, duration: np.ndarray) -> np.ndarray:
+        """``duration`` with unknown values replaced by the median item's."""
+        known_d = self._item_duration[1]
+        fallback = float(np.median(known_d)) if len(known_d) else 30_000.0
+        return np.where(np.isnan(duration), fallback, duration)
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class SeenPairs:
         self.compact()
         users = users[users < self.base.shape[0]]
         if len(users):
-            keep = sp.diags((~np.isin(np.arange(self.base.shape[0]), users)).astype(np.int8))
+            keep = sp.diags((~np.isin(np.arange(self.base.shape[0]), users)).astype(np.int8), dtype=np.int8)
             self.base = (keep @ self.base).tocsr()
             self.base.eliminate_zeros()
 
@@ -152,25 +152,22 @@ class SeenPairs:
         self.compact()
         items = items[items < self.base.shape[1]]
         if len(items):
-            keep = sp.diags((~np.isin(np.arange(self.base.shape[1]), items)).astype(np.int8))
+            keep = sp.diags((~np.isin(np.arange(self.base.shape[1]), items)).astype(np.int8), dtype=np.int8)
             self.base = (self.base @ keep).tocsr()
             self.base.eliminate_zeros()
 
     def matrix(self, users: np.ndarray, n_items: int) -> sp.csr_matrix:
-        """Seen indicator for ``users`` (rows) over ``n_items`` columns."""
+        """Seen indicator for ``users`` (rows; unknown rows empty) over ``n_items`` columns."""
         self.compact()
-        base = self.base
-        if base.shape[1] < n_items or base.shape[0] == 0:
-            base = sp.csr_matrix(
-                (base.data, base.indices, np.concatenate([base.indptr, np.repeat(base.indptr[-1:], 0)])),
-                shape=(base.shape[0], max(base.shape[1], n_items)),
-            ) if base.shape[0] else sp.csr_matrix((0, n_items), dtype=np.int8)
-        rows = np.where(users < base.shape[0], users, 0)
-        out = base[rows][:, :n_items].tocsr()
-        unknown = users >= base.shape[0]
-        if unknown.any():
-            out = sp.diags((~unknown).astype(np.int8)) @ out
-        return out.tocsr()
+        n_rows = self.base.shape[0]
+        known = (users >= 0) & (users < n_rows)
+        if not known.any():
+            return sp.csr_matrix((len(users), n_items), dtype=np.int8)
+        out = self.base[np.where(known, users, 0)].tocsr()
+        out.resize((len(users), n_items))
+        if not known.all():
+            out = (sp.diags(known.astype(np.int8), dtype=np.int8) @ out).tocsr()
+        return out
 
 
 @numba.njit(cache=True)

@@ -478,6 +478,8 @@ class Recommender:
         if not self.fitted:
             raise NotFittedError("call fit() before save()")
         self.refresh_pending_counts()
+        self.seen.compact()
+        self.follows.compact()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.users.save(path / "users.npz")
