@@ -36,7 +36,7 @@ _PRIOR_BOUNDS = (2.0, 500.0)
 #: L2 penalty and sweeps of the additive logistic effects (the one-hot LR's C = 1).
 _EFFECT_L2 = 1.0
 _EFFECT_SWEEPS = 8
-_SLOPE_L2 = 10.0
+_SLOPE_L2 = 1e9
 #: Play times (ms) are packed as ``user * _PLAY_SCALE + ms``; the user's own play-time
 #: distribution is shrunk towards everyone's with this many pseudo-impressions.
 _PLAY_SCALE = 1 << 32
@@ -159,6 +159,8 @@ class _Effects:
     slope_fx: np.ndarray  # (n_users, n_tasks): per-user slope on the standardised log duration
     intercept: np.ndarray  # (n_tasks,)
     scale: np.ndarray  # (2,): mean and sd of the log duration
+    lin: np.ndarray  # (n_tasks,) global slope on the standardised log duration
+    quad: np.ndarray  # (n_tasks,) and on its square
 
     def lookup(
         self, users: np.ndarray, items: np.ndarray, bucket: np.ndarray, log_d: np.ndarray
@@ -170,7 +172,7 @@ class _Effects:
         slope = np.where((u >= 0)[:, None], self.slope_fx[np.maximum(u, 0)], 0.0)
         b = self.bucket_fx[np.minimum(bucket, len(self.bucket_fx) - 1)]
         x = _standard(log_d, self.scale)[:, None]
-        return item, self.intercept + user + item + b + slope * x
+        return item, self.intercept + user + item + b + slope * x + self.lin * x + self.quad * x * x
 
 
 def _standard(log_d: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -202,9 +204,10 @@ def _fit_effects(
     )
     x = _standard(log_d, scale)
     n_t = y.shape[1]
-    fx = [np.zeros((n, n_t)) for n in (len(uu), len(iu), n_buckets, len(uu))]
-    blocks = [(ui, None), (ii, None), (bucket, None), (ui, x)]
-    penalties = (l2, l2, l2, slope_l2)
+    fx = [np.zeros((n, n_t)) for n in (len(uu), len(iu), n_buckets, len(uu), 1, 1)]
+    zero = np.zeros(len(users), np.int64)
+    blocks = [(ui, None), (ii, None), (bucket, None), (ui, x), (zero, x), (zero, x * x)]
+    penalties = (l2, l2, l2, slope_l2, l2, l2)
     intercept = np.zeros(n_t)
     for t in range(n_t):
         seen = ~np.isnan(y[:, t])
@@ -227,7 +230,7 @@ def _fit_effects(
             h0 = float(np.sum(p * (1 - p))) + 1e-9
             intercept[t] -= g0 / h0
             z -= g0 / h0
-    return _Effects(uu, iu, fx[0], fx[1], fx[2], fx[3], intercept, scale)
+    return _Effects(uu, iu, fx[0], fx[1], fx[2], fx[3], intercept, scale, fx[4][0], fx[5][0])
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -417,7 +417,9 @@ class Recommender:
         rows = np.repeat(np.arange(len(user_rows)), pool)
         cols = top.ravel()
         finite = np.isfinite(score[rows, cols])
-        ranked = np.full(score.shape, -np.inf)
+        # Outside the pool items keep their order, below every ranked one, and stay
+        # finite so that exploration can still pick them.
+        ranked = np.where(np.isfinite(score), score - 1e6, -np.inf)
         if finite.any():
             feats = self._pair_features(rows[finite], cols[finite], parts)
             ranked[rows[finite], cols[finite]] = self.ranker.score(feats)

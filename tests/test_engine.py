@@ -1,0 +1,147 @@
+"""Engine behaviour beyond the shared suite: online updates, cold start, eligibility,
+re-ranking and reasons."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trustfeed.data import DataError
+from trustfeed.data._world import generate_world
+from trustfeed.recommend import NotFittedError, Reason, RecommendError, Recommender
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(n_users=150, n_creators=20, n_items=400, n_events=12_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    return Recommender(seed=1).fit(world.interactions, items=world.items)
+
+
+def _events(user: int, items: list[int], start: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": user,
+            "item_id": items,
+            "timestamp": start + np.arange(len(items), dtype=float),
+            "event": "like",
+        }
+    )
+
+
+def test_event_changes_next_recommendation_within_a_second(world) -> None:
+    rec = Recommender(seed=1).fit(world.interactions, items=world.items)
+    user = int(world.interactions["user_id"].iloc[0])
+    before = rec.recommend([user], k=10)[0]
+    # Engage with items of another topic than the user's top one.
+    other = world.items.loc[world.items["topic"] != world.users.loc[user, "top_topic"]]
+    picks = other["item_id"].to_numpy()[:5].tolist()
+    t0 = time.perf_counter()
+    rec.partial_fit(_events(user, picks, float(world.interactions["timestamp"].max()) + 1))
+    after = rec.recommend([user], k=10)[0]
+    elapsed = time.perf_counter() - t0
+    assert not np.array_equal(before, after)
+    assert not set(picks) & set(after.tolist())  # engaged items are now seen
+    assert elapsed < 1.0
+
+
+def test_new_user_gets_cold_start_feed_and_then_personal_one(fitted, world) -> None:
+    new_user = 10**12
+    cold = fitted.recommend([new_user], k=5)[0]
+    assert (cold >= 0).all()
+    items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
+    assert {r.source for rs in reasons for r in rs} <= {"trending", "popular", "fresh"}
+    fitted.partial_fit(_events(new_user, [int(world.items["item_id"].iloc[0])], 2e9))
+    items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
+    assert any(r.source == "item2item" for rs in reasons for r in rs)
+
+
+def test_new_item_reaches_feeds_through_exploration(world) -> None:
+    rec = Recommender(seed=1, explore_share=0.2).fit(world.interactions, items=world.items)
+    now = float(world.interactions["timestamp"].max())
+    new = pd.DataFrame(
+        {"item_id": [99_999], "creator_id": [1], "topic": ["new"], "published_at": [now]}
+    )
+    rec.set_items(new)
+    users = world.users["user_id"].to_numpy()[:20]
+    assert (rec.recommend(users, k=10) == 99_999).any(axis=1).all()
+
+
+def test_blocked_items_are_never_served(fitted, world) -> None:
+    users = world.users["user_id"].to_numpy()
+    top = np.unique(fitted.recommend(users, k=10))
+    blocked = top[top >= 0][:30]
+    fitted.set_blocked(blocked)
+    try:
+        out = fitted.recommend(users, k=10)
+        assert not np.isin(out, blocked).any()
+        for u in users[:5]:
+            items, _, _ = fitted.recommend_with_reasons(int(u), k=10)
+            assert not np.isin(items, blocked).any()
+    finally:
+        fitted.set_blocked(blocked, blocked=False)
+
+
+def test_creator_cap_limits_each_creator(world) -> None:
+    rec = Recommender(seed=1, creator_cap=1).fit(world.interactions, items=world.items)
+    creator = dict(zip(world.items["item_id"], world.items["creator_id"], strict=True))
+    for row in rec.recommend(world.users["user_id"].to_numpy()[:30], k=10):
+        creators = [creator[i] for i in row if i >= 0]
+        assert len(creators) == len(set(creators))
+
+
+def test_every_item_has_a_reason(fitted, world) -> None:
+    user = int(world.users["user_id"].iloc[3])
+    items, scores, reasons = fitted.recommend_with_reasons(user, k=10)
+    assert len(items) == len(scores) == len(reasons) == 10
+    assert all(rs and all(isinstance(r, Reason) and r.text for r in rs) for rs in reasons)
+    assert np.all(np.diff(scores[np.isfinite(scores)]) <= 1e-9)  # best first
+
+
+def test_multi_task_ranker_learns_from_watch_and_likes(fitted) -> None:
+    assert fitted.ranker is not None
+    assert "long_view" in fitted.ranker.predict(np.zeros((1, 9), np.float32))
+
+
+def test_expired_ids_leave_the_model() -> None:
+    df = pd.DataFrame(
+        {"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 11], "timestamp": [0.0, 1.0, 2.0, 3.0]}
+    )
+    rec = Recommender(seed=0, expire_after_s=100.0, embedding_dim=0).fit(df)
+    rec.partial_fit(pd.DataFrame({"user_id": [3], "item_id": [12], "timestamp": [1000.0]}))
+    assert 10 not in rec.items and 1 not in rec.users
+    assert not np.isin(rec.recommend([3], k=5), [10, 11]).any()
+
+
+def test_bad_input_is_refused_and_changes_nothing(fitted, world) -> None:
+    users = world.users["user_id"].to_numpy()[:5]
+    before = fitted.recommend(users, k=5)
+    with pytest.raises(DataError):
+        fitted.partial_fit(pd.DataFrame({"user_id": ["x"], "item_id": [1], "timestamp": [1.0]}))
+    with pytest.raises(DataError):
+        fitted.partial_fit(pd.DataFrame({"user_id": [1], "item_id": [1]}))
+    with pytest.raises(RecommendError):
+        fitted.recommend(users, k=0)
+    with pytest.raises(RecommendError):
+        fitted.recommend(["a"], k=3)
+    np.testing.assert_array_equal(fitted.recommend(users, k=5), before)
+
+
+def test_not_fitted_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(NotFittedError):
+        Recommender().recommend([1])
+    with pytest.raises(RecommendError):
+        Recommender.load(tmp_path)
+
+
+def test_invalid_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Recommender(recency=-1)
+    with pytest.raises(ValueError):
+        Recommender(not_a_parameter=1)
