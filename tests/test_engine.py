@@ -11,7 +11,7 @@ import pytest
 
 from trustfeed.data import DataError
 from trustfeed.data._world import generate_world
-from trustfeed.recommend import NotFittedError, Reason, RecommendError, Recommender
+from trustfeed.recommend import NotFittedError, Reason, Recommender, RecommendError
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +55,10 @@ def test_new_user_gets_cold_start_feed_and_then_personal_one(fitted, world) -> N
     new_user = 10**12
     cold = fitted.recommend([new_user], k=5)[0]
     assert (cold >= 0).all()
-    items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
+    _items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
     assert {r.source for rs in reasons for r in rs} <= {"trending", "popular", "fresh"}
     fitted.partial_fit(_events(new_user, [int(world.items["item_id"].iloc[0])], 2e9))
-    items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
+    _items, _, reasons = fitted.recommend_with_reasons(new_user, k=5)
     assert any(r.source == "item2item" for rs in reasons for r in rs)
 
 

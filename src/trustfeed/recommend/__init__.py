@@ -5,8 +5,8 @@ from trustfeed.recommend._base import (
     InteractionMatrix,
     NotFittedError,
     PersistentModel,
-    RecommendError,
     RecommenderModel,
+    RecommendError,
     top_k,
 )
 from trustfeed.recommend._config import RecommenderConfig
@@ -23,12 +23,12 @@ __all__ = [
     "InteractionMatrix",
     "MultiTaskRanker",
     "NotFittedError",
+    "PersistentModel",
     "RankerError",
     "Reason",
     "RecommendError",
     "Recommender",
     "RecommenderConfig",
     "RecommenderModel",
-    "PersistentModel",
     "top_k",
 ]

@@ -16,7 +16,9 @@ import scipy.sparse as sp
 
 
 @numba.njit(cache=True)
-def _push(items, weights, times, heads, lengths, users, new_items, new_w, new_t):  # pragma: no cover
+def _push(
+    items, weights, times, heads, lengths, users, new_items, new_w, new_t
+):  # pragma: no cover
     size = items.shape[1]
     for k in range(len(users)):
         u = users[k]
@@ -144,7 +146,9 @@ class SeenPairs:
         self.compact()
         users = users[users < self.base.shape[0]]
         if len(users):
-            keep = sp.diags((~np.isin(np.arange(self.base.shape[0]), users)).astype(np.int8), dtype=np.int8)
+            keep = sp.diags(
+                (~np.isin(np.arange(self.base.shape[0]), users)).astype(np.int8), dtype=np.int8
+            )
             self.base = (keep @ self.base).tocsr()
             self.base.eliminate_zeros()
 
@@ -152,7 +156,9 @@ class SeenPairs:
         self.compact()
         items = items[items < self.base.shape[1]]
         if len(items):
-            keep = sp.diags((~np.isin(np.arange(self.base.shape[1]), items)).astype(np.int8), dtype=np.int8)
+            keep = sp.diags(
+                (~np.isin(np.arange(self.base.shape[1]), items)).astype(np.int8), dtype=np.int8
+            )
             self.base = (self.base @ keep).tocsr()
             self.base.eliminate_zeros()
 

@@ -105,9 +105,11 @@ def item_weights(
     is_head[head] = True
     cos = cosine.tocoo()
     tail_pair = ~(is_head[cos.row] & is_head[cos.col])
-    scale = float(np.median(head_w.data)) / max(float(np.median(cos.data[tail_pair])), 1e-9) if (
-        tail_pair.any() and head_w.nnz
-    ) else 1.0
+    scale = (
+        float(np.median(head_w.data)) / max(float(np.median(cos.data[tail_pair])), 1e-9)
+        if (tail_pair.any() and head_w.nnz)
+        else 1.0
+    )
     combined = sp.csr_matrix(
         (
             np.concatenate([head_w.data, cos.data[tail_pair] * scale]),

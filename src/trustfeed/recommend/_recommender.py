@@ -238,7 +238,9 @@ class Recommender:
         for part in self._pairs:
             gram = gram + _resized(part, n)
         self._gram, self._pairs = gram.tocsr(), []
-        moves = np.concatenate([self._moves_total, *self._moves]) if self._moves else self._moves_total
+        moves = (
+            np.concatenate([self._moves_total, *self._moves]) if self._moves else self._moves_total
+        )
         self._moves_total, self._moves = moves, []
         c = self.config
         if n:
@@ -341,10 +343,16 @@ class Recommender:
         following = np.zeros_like(i2i)
         if self.follows.base.nnz and len(self.stats.creator):
             creator = self.stats.creator[:n_all]
-            fm = self.follows.matrix(np.where(user_rows >= 0, user_rows, 1 << 40), int(creator.max()) + 1)
+            fm = self.follows.matrix(
+                np.where(user_rows >= 0, user_rows, 1 << 40), int(creator.max()) + 1
+            )
             has_c = creator >= 0
             following[:, has_c] = fm[:, creator[has_c]].toarray()
-        views = self.stats.views[:n_all] if len(self.stats.views) >= n_all else _grown(self.stats.views, n_all, 0.0)
+        views = (
+            self.stats.views[:n_all]
+            if len(self.stats.views) >= n_all
+            else _grown(self.stats.views, n_all, 0.0)
+        )
         return {
             "profile": prof, "recent_items": items, "item2item": i2i, "transition": trans,
             "ann": ann, "following": following, "trending": self.stats.trending(n_all),
@@ -438,7 +446,9 @@ class Recommender:
         for start in range(0, len(uniq), _BATCH):
             parts = self._parts(uniq[start : start + _BATCH])
             sel = (inv >= start) & (inv < start + _BATCH)
-            feats.append((np.flatnonzero(sel), self._pair_features(inv[sel] - start, irows[ok][sel], parts)))
+            feats.append(
+                (np.flatnonzero(sel), self._pair_features(inv[sel] - start, irows[ok][sel], parts))
+            )
         x = np.zeros((len(frame), len(_FEATURES)), np.float32)
         for idx, f in feats:
             x[idx] = f
@@ -458,12 +468,28 @@ class Recommender:
             prof = parts["profile"][0]
             hist = prof.indices
             contrib = prof.data * np.asarray(self.weights[hist, item].todense()).ravel()
-            because = int(self.items.ids_at(np.array([hist[np.argmax(contrib)]]))[0]) if len(hist) else None
+            because = (
+                int(self.items.ids_at(np.array([hist[np.argmax(contrib)]]))[0])
+                if len(hist)
+                else None
+            )
             out.append(Reason("item2item", f"because you watched {because}", i2i, because))
         if c.transition > 0 and parts["transition"][0, item] > 0:
-            out.append(Reason("item2item", "often watched next after your latest video", c.transition * float(parts["transition"][0, item])))
+            out.append(
+                Reason(
+                    "item2item",
+                    "often watched next after your latest video",
+                    c.transition * float(parts["transition"][0, item]),
+                )
+            )
         if parts["ann"][0, item] > 0:
-            out.append(Reason("ann", "close to your recent interests", c.ann_weight * float(parts["ann"][0, item])))
+            out.append(
+                Reason(
+                    "ann",
+                    "close to your recent interests",
+                    c.ann_weight * float(parts["ann"][0, item]),
+                )
+            )
         if parts["following"][0, item] > 0:
             out.append(Reason("following", "from a creator you follow", c.following_weight))
         if self._fresh_mask(self.items.n_rows)[item]:
@@ -492,10 +518,21 @@ class Recommender:
         }  # fmt: skip
         arrays |= {f"recent_{k}": v for k, v in self.recent.state().items()}
         arrays |= {f"stats_{k}": v for k, v in self.stats.state().items()}
-        for name, m in (("gram", self._gram), ("weights", self.weights), ("transitions", self.transitions), ("seen", self.seen.base), ("follows", self.follows.base)):
+        for name, m in (
+            ("gram", self._gram),
+            ("weights", self.weights),
+            ("transitions", self.transitions),
+            ("seen", self.seen.base),
+            ("follows", self.follows.base),
+        ):
             m = m.tocsr()
-            arrays |= {f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr, f"{name}_shape": np.array(m.shape)}
-        np.savez(path / "state.npz", **arrays)
+            arrays |= {
+                f"{name}_data": m.data,
+                f"{name}_indices": m.indices,
+                f"{name}_indptr": m.indptr,
+                f"{name}_shape": np.array(m.shape),
+            }
+        np.savez(path / "state.npz", **arrays)  # type: ignore[arg-type]
         if self.ranker is not None:
             self.ranker.save(path / "ranker.npz")
         header = {
@@ -523,8 +560,13 @@ class Recommender:
             header = json.loads((path / "recommender.json").read_text())
         except (OSError, ValueError) as exc:
             raise RecommendError(f"{path}: not a saved Recommender ({exc})") from exc
-        if header.get("format") != "trustfeed.Recommender" or header.get("version") != FORMAT_VERSION:
-            raise RecommendError(f"{path}: unknown format {header.get('format')!r} v{header.get('version')!r}")
+        if (
+            header.get("format") != "trustfeed.Recommender"
+            or header.get("version") != FORMAT_VERSION
+        ):
+            raise RecommendError(
+                f"{path}: unknown format {header.get('format')!r} v{header.get('version')!r}"
+            )
         rec = cls(seed=header["seed"], **header["config"])
         rec.users = CollisionlessTable.load(path / "users.npz")
         rec.items = CollisionlessTable.load(path / "items.npz")
@@ -532,11 +574,19 @@ class Recommender:
             a = {k: z[k] for k in z.files}
         rec.model_ids, rec.embeddings, rec.topic = a["model_ids"], a["embeddings"], a["topic"]
         rec.blocked, rec._moves_total = a["blocked"], a["moves"]
-        rec.recent = RecentPositives.from_state(rec.recent.size, {k[7:]: v for k, v in a.items() if k.startswith("recent_")})
-        rec.stats = ItemStats.from_state(rec.config.trending_half_life_s, {k[6:]: v for k, v in a.items() if k.startswith("stats_")})
+        rec.recent = RecentPositives.from_state(
+            rec.recent.size, {k[7:]: v for k, v in a.items() if k.startswith("recent_")}
+        )
+        rec.stats = ItemStats.from_state(
+            rec.config.trending_half_life_s,
+            {k[6:]: v for k, v in a.items() if k.startswith("stats_")},
+        )
         mats = {}
         for name in ("gram", "weights", "transitions", "seen", "follows"):
-            mats[name] = sp.csr_matrix((a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]), shape=tuple(a[f"{name}_shape"]))
+            mats[name] = sp.csr_matrix(
+                (a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]),
+                shape=tuple(a[f"{name}_shape"]),
+            )
         rec._gram, rec.weights, rec.transitions = mats["gram"], mats["weights"], mats["transitions"]
         rec.seen.base, rec.follows.base = mats["seen"], mats["follows"]
         rec.topic_names = list(header["topic_names"])
@@ -578,14 +628,19 @@ def _resized(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
 
 
 def _has_task_labels(events: pd.DataFrame) -> bool:
-    if "event" in events and events["event"].astype(str).isin(["like", "share", "skip", "hate"]).any():
+    if (
+        "event" in events
+        and events["event"].astype(str).isin(["like", "share", "skip", "hate"]).any()
+    ):
         return True
     return "watch_ms" in events and "duration_ms" in events
 
 
 def _task_labels(frame: pd.DataFrame, positive_watch_ratio: float) -> dict[str, np.ndarray]:
     """Per-impression labels: long view, watch ratio, like, share, negative feedback."""
-    kind = frame["event"].astype(str).to_numpy() if "event" in frame else np.full(len(frame), "view")
+    kind = (
+        frame["event"].astype(str).to_numpy() if "event" in frame else np.full(len(frame), "view")
+    )
     labels = {
         "like": (kind == "like").astype(np.float32),
         "share": (kind == "share").astype(np.float32),
@@ -596,5 +651,7 @@ def _task_labels(frame: pd.DataFrame, positive_watch_ratio: float) -> dict[str, 
 
         ratio = _watch_ratio(frame)
         labels["watch_ratio"] = ratio.astype(np.float32)
-        labels["long_view"] = np.where(np.isnan(ratio), np.nan, ratio >= positive_watch_ratio).astype(np.float32)
+        labels["long_view"] = np.where(
+            np.isnan(ratio), np.nan, ratio >= positive_watch_ratio
+        ).astype(np.float32)
     return labels

@@ -26,7 +26,7 @@ def rerank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(item rows, scores) of each user's feed of length ``k``, -1 / -inf padded."""
     n_users, n_items = score.shape
-    n_explore = int(round(explore_share * k)) if explore is not None else 0
+    n_explore = round(explore_share * k) if explore is not None else 0
     pool = min(n_items, k * 4 + n_explore if (creator_cap or topic_cap) else k)
     top = _top(score, pool)
     if not (creator_cap or topic_cap or n_explore):

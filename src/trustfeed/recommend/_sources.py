@@ -36,9 +36,7 @@ def profile_matrix(
 
 def transition_matrix(prev: np.ndarray, nxt: np.ndarray, n_items: int, smoothing: float = 5.0):
     """Row-normalised counts of ``prev → nxt`` moves between consecutive positives."""
-    counts = sp.csr_matrix(
-        (np.ones(len(prev), np.float32), (prev, nxt)), shape=(n_items, n_items)
-    )
+    counts = sp.csr_matrix((np.ones(len(prev), np.float32), (prev, nxt)), shape=(n_items, n_items))
     counts.sum_duplicates()
     totals = np.asarray(counts.sum(axis=1)).ravel()
     return (sp.diags(1.0 / (totals + smoothing)) @ counts).astype(np.float32).tocsr()
