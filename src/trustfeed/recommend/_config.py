@@ -40,6 +40,9 @@ class RecommenderConfig(BaseModel):
         0.3, ge=0, le=1, description="A plain view counts as positive from this watch ratio."
     )
     train_ranker: bool = Field(True, description="Learn the multi-task ranker when labels exist.")
+    ranker_weight: float = Field(
+        0.3, ge=0, le=1, description="Share of the ranker's score in the final order."
+    )
     # Collisionless tables.
     admit_after: int = Field(1, ge=1, description="Occurrences before an id gets its own row.")
     expire_after_s: float | None = Field(None, gt=0, description="Expire ids unseen this long.")

@@ -38,22 +38,39 @@ def _ease_dense(gram: np.ndarray, l2: float) -> np.ndarray:
     inv, info = sla.lapack.spotri(chol, lower=1, overwrite_c=1)
     if info != 0:
         raise RecommendError(f"item Gram matrix could not be inverted (LAPACK info {info})")
-    inv = np.tril(inv) + np.tril(inv, -1).T
-    weights = -inv / np.diag(inv)
-    np.fill_diagonal(weights, 0.0)
-    return weights
+    # potri fills the lower triangle only; mirror it block by block and scale in place,
+    # so the solve needs one n × n buffer (a 16k catalogue: 1 GB, not 3).
+    n = len(inv)
+    for s in range(0, n, 1024):
+        e = min(s + 1024, n)
+        inv[s:e, e:] = inv[e:, s:e].T
+        block = inv[s:e, s:e]
+        inv[s:e, s:e] = np.tril(block) + np.tril(block, -1).T
+    diag = np.diag(inv).copy()
+    inv /= -diag[None, :]
+    np.fill_diagonal(inv, 0.0)
+    return inv
 
 
-def _prune_rows(dense: np.ndarray, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest positive weights of each row."""
+def _prune_rows(dense: np.ndarray, k: int, block: int = 1024) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive weights of each row (in row blocks, to bound memory)."""
     n_rows, n_cols = dense.shape
     k = min(k, n_cols)
-    top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(dense, top, axis=1)
-    keep = vals > 0
-    rows = np.repeat(np.arange(n_rows), k).reshape(n_rows, k)
+    parts = []
+    for s in range(0, n_rows, block):
+        chunk = dense[s : s + block]
+        top = np.argpartition(-chunk, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(chunk, top, axis=1)
+        keep = vals > 0
+        rows = np.broadcast_to(np.arange(s, s + len(chunk))[:, None], top.shape)
+        parts.append((vals[keep], rows[keep], top[keep]))
     return sp.csr_matrix(
-        (vals[keep], (rows[keep], top[keep])), shape=(n_rows, n_cols), dtype=np.float32
+        (
+            np.concatenate([p[0] for p in parts]),
+            (np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])),
+        ),
+        shape=(n_rows, n_cols),
+        dtype=np.float32,
     )
 
 

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 HAVE_LIGHTGBM = _lgb is not None
 #: Version of the saved layout.
-RANKER_FORMAT = 1
+RANKER_FORMAT = 2
 
 #: Weight of each task in :meth:`MultiTaskRanker.score`, applied to the task's
 #: *lift* (prediction / training base rate), so rare and common tasks share a
@@ -113,6 +113,7 @@ class MultiTaskRanker:
         *,
         backend: str = "auto",
         feature_names: Sequence[str] | None = None,
+        margins: Mapping[str, str] | None = None,
         **hyper: Any,
     ) -> None:
         if backend == "auto":
@@ -126,6 +127,7 @@ class MultiTaskRanker:
         self.seed = seed
         self.backend = backend
         self.feature_names = list(feature_names) if feature_names is not None else None
+        self.margins = dict(margins or {})
         defaults = _LGB_DEFAULTS if backend == "lightgbm" else _MLP_DEFAULTS
         unknown = set(hyper) - set(defaults)
         if unknown:
@@ -165,12 +167,28 @@ class MultiTaskRanker:
         self.tasks_ = list(ys)
         self.kinds_ = {t: kinds[t] for t in ys}
         self.base_rates_ = {t: float(np.nanmean(y)) for t, y in ys.items()}
+        offsets = self._offsets(x)
         if self.backend == "lightgbm":
-            self._boosters = {t: self._fit_tree(x, y, self.kinds_[t]) for t, y in ys.items()}
+            self._boosters = {
+                t: self._fit_tree(x, y, self.kinds_[t], offsets[:, i])
+                for i, (t, y) in enumerate(ys.items())
+            }
         else:
             y_all = np.column_stack([ys[t] for t in self.tasks_])
-            self._mlp = _fit_mlp(x, y_all, self.hyper, self.seed)
+            self._mlp = _fit_mlp(x, y_all, self.hyper, self.seed, offsets)
         return self
+
+    def _offsets(self, x: np.ndarray) -> np.ndarray:
+        """(n, tasks) base margins: the :attr:`margins` column of each task, else 0."""
+        out = np.zeros((len(x), len(self.tasks_)))
+        for i, task in enumerate(self.tasks_):
+            name = self.margins.get(task)
+            if name is None:
+                continue
+            if name not in self.feature_names_:
+                raise RankerError(f"margin of {task!r}: no feature named {name!r}")
+            out[:, i] = x[:, self.feature_names_.index(name)]
+        return out
 
     def _requested(self, labels: Mapping[str, np.ndarray]) -> dict[str, str]:
         if self.tasks is None:
@@ -190,7 +208,7 @@ class MultiTaskRanker:
             kinds[task] = kind
         return kinds
 
-    def _fit_tree(self, x: np.ndarray, y: np.ndarray, kind: str) -> Any:
+    def _fit_tree(self, x: np.ndarray, y: np.ndarray, kind: str, offset: np.ndarray) -> Any:
         if _lgb is None:  # pragma: no cover - the constructor refuses this backend
             raise RankerError("backend='lightgbm' needs the lightgbm package")
         seen = ~np.isnan(y)
@@ -203,7 +221,11 @@ class MultiTaskRanker:
             "verbose": -1,
         }
         data = _lgb.Dataset(
-            x[seen], y[seen], feature_name=[f"f{i}" for i in range(x.shape[1])], free_raw_data=True
+            x[seen],
+            y[seen],
+            init_score=offset[seen],
+            feature_name=[f"f{i}" for i in range(x.shape[1])],
+            free_raw_data=True,
         )
         return _lgb.train(params, data, num_boost_round=int(self.hyper["num_boost_round"]))
 
@@ -212,9 +234,13 @@ class MultiTaskRanker:
     def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Per-task predictions in [0, 1] (probabilities; expected ratio for ratio tasks)."""
         x = self._matrix(features)
+        offsets = self._offsets(x)
         if self.backend == "lightgbm":
-            return {t: np.asarray(b.predict(x), np.float64) for t, b in self._boosters.items()}
-        out = _mlp_forward(self._mlp, x)
+            return {  # both objectives use the logistic link
+                t: _sigmoid(np.asarray(b.predict(x, raw_score=True), np.float64) + offsets[:, i])
+                for i, (t, b) in enumerate(self._boosters.items())
+            }
+        out = _mlp_forward(self._mlp, x, offsets)
         return {t: out[:, i].astype(np.float64) for i, t in enumerate(self.tasks_)}
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -261,6 +287,7 @@ class MultiTaskRanker:
             "dropped": self.dropped_,
             "base_rates": self.base_rates_,
             "feature_names": self.feature_names_,
+            "margins": self.margins,
         }
         arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
         for task, booster in self._boosters.items():
@@ -274,13 +301,14 @@ class MultiTaskRanker:
         """Read what :meth:`save` wrote."""
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            if meta.get("format") != RANKER_FORMAT:
+            if meta.get("format") not in (1, RANKER_FORMAT):  # 1: no margins
                 raise RankerError(f"unknown ranker format {meta.get('format')!r} in {path}")
             new = cls(
                 weights=meta["weights"],
                 seed=meta["seed"],
                 backend=meta["backend"],
                 feature_names=meta["feature_names"],
+                margins=meta.get("margins"),
                 **meta["hyper"],
             )
             if new.backend == "lightgbm" and _lgb is not None:
@@ -340,15 +368,18 @@ def _forward(
     return acts, acts[-1] @ w + b
 
 
-def _mlp_forward(p: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+def _mlp_forward(p: Mapping[str, np.ndarray], x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     xs = np.nan_to_num((x - p["mu"]) / p["sd"]).astype(np.float32)
-    return _sigmoid(_forward(_layers(p), xs)[1])
+    return _sigmoid(_forward(_layers(p), xs)[1] + offsets)
 
 
-def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Mapping[str, Any], seed: int) -> dict[str, Any]:
+def _fit_mlp(
+    x: np.ndarray, y: np.ndarray, hyper: Mapping[str, Any], seed: int, offsets: np.ndarray
+) -> dict[str, Any]:
     """Shared bottom + one logistic head per task, cross-entropy (soft for ratios), Adam.
 
-    Missing labels are masked; the best epoch on a held-out slice is kept.
+    Missing labels are masked; the best epoch on a held-out slice is kept. The
+    heads' logits are added to ``offsets`` (n, tasks), the base margins.
     """
     rng = np.random.default_rng(seed)
     mu, sd = np.nanmean(x, axis=0), np.nanstd(x, axis=0) + 1e-6
@@ -364,7 +395,9 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Mapping[str, Any], seed: int) 
         )
         for a, b in itertools.pairwise(sizes)
     ]
-    layers[-1] = (layers[-1][0] * np.float32(0.5), np.log(base / (1 - base)).astype(np.float32))
+    bias = np.where(offsets.any(axis=0), 0.0, np.log(base / (1 - base)))
+    layers[-1] = (layers[-1][0] * np.float32(0.5), bias.astype(np.float32))
+    off = offsets.astype(np.float32)
     order = rng.permutation(len(x))
     n_val = int(len(x) * hyper["validation_fraction"])
     val, train = order[:n_val], order[n_val:]
@@ -374,12 +407,12 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Mapping[str, Any], seed: int) 
         batches = rng.permutation(train)
         for start in range(0, len(batches), int(hyper["batch_size"])):
             idx = batches[start : start + int(hyper["batch_size"])]
-            grads = _gradients(layers, xs[idx], yf[idx], seen[idx])
+            grads = _gradients(layers, xs[idx], yf[idx], seen[idx], off[idx])
             adam.step(layers, grads, hyper["l2"])
         if n_val == 0:
             best = layers
             continue
-        loss = _loss(layers, xs[val], yf[val], seen[val])
+        loss = _loss(layers, xs[val], yf[val], seen[val], off[val])
         if loss < best_loss - 1e-6:
             best, best_loss, stale = [(w.copy(), b.copy()) for w, b in layers], loss, 0
         else:
@@ -393,18 +426,26 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, hyper: Mapping[str, Any], seed: int) 
 
 
 def _loss(
-    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, y: np.ndarray, seen: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    x: np.ndarray,
+    y: np.ndarray,
+    seen: np.ndarray,
+    off: np.ndarray,
 ) -> float:
-    p = _sigmoid(_forward(layers, x)[1])
+    p = _sigmoid(_forward(layers, x)[1] + off)
     ce = -(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9)) * seen
     return float((ce.sum(0) / np.maximum(seen.sum(0), 1)).sum())
 
 
 def _gradients(
-    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, y: np.ndarray, seen: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    x: np.ndarray,
+    y: np.ndarray,
+    seen: np.ndarray,
+    off: np.ndarray,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     acts, logits = _forward(layers, x)
-    delta = (_sigmoid(logits) - y) * seen / np.maximum(seen.sum(0), 1)
+    delta = (_sigmoid(logits + off) - y) * seen / np.maximum(seen.sum(0), 1)
     grads = []
     for i in range(len(layers) - 1, -1, -1):
         grads.append((acts[i].T @ delta, delta.sum(0)))

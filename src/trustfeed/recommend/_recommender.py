@@ -429,8 +429,12 @@ class Recommender:
         # finite so that exploration can still pick them.
         ranked = np.where(np.isfinite(score), score - 1e6, -np.inf)
         if finite.any():
-            feats = self._pair_features(rows[finite], cols[finite], parts)
-            ranked[rows[finite], cols[finite]] = self.ranker.score(feats)
+            r, c = rows[finite], cols[finite]
+            feats = self._pair_features(r, c, parts)
+            learned = np.full(score.shape, np.nan)
+            learned[r, c] = self.ranker.score(feats)
+            w = self.config.ranker_weight
+            ranked[r, c] = (1 - w) * _unit(score, r, c) + w * _unit(learned, r, c)
         return ranked
 
     def _train_ranker(self, impressions: pd.DataFrame) -> MultiTaskRanker | None:
@@ -595,6 +599,16 @@ class Recommender:
             rec.ranker = MultiTaskRanker.load(path / "ranker.npz")
         rec.fitted = True
         return rec
+
+
+def _unit(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values[rows, cols]`` min-max scaled to [0, 1] within each row."""
+    pool = np.full(values.shape, np.nan)
+    pool[rows, cols] = values[rows, cols]
+    lo = np.nanmin(pool, axis=1, initial=np.inf, where=~np.isnan(pool))
+    hi = np.nanmax(pool, axis=1, initial=-np.inf, where=~np.isnan(pool))
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (values[rows, cols] - lo[rows]) / span[rows]
 
 
 def _as_ids(user_ids: npt.ArrayLike) -> np.ndarray:
