@@ -41,7 +41,7 @@ class RecommenderConfig(BaseModel):
     )
     train_ranker: bool = Field(True, description="Learn the multi-task ranker when labels exist.")
     ranker_weight: float = Field(
-        0.3, ge=0, le=1, description="Share of the ranker's score in the final order."
+        0.1, ge=0, le=1, description="Share of the ranker's score in the final order."
     )
     # Collisionless tables.
     admit_after: int = Field(1, ge=1, description="Occurrences before an id gets its own row.")
