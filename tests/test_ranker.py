@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +18,10 @@ BACKENDS = [
     "mlp",
     pytest.param("lightgbm", marks=pytest.mark.skipif(not HAVE_LIGHTGBM, reason="no lightgbm")),
 ]
-FAST = {"mlp": {"epochs": 8}, "lightgbm": {"num_boost_round": 30, "min_data_in_leaf": 20}}
+FAST: dict[str, dict[str, Any]] = {
+    "mlp": {"epochs": 8},
+    "lightgbm": {"num_boost_round": 30, "min_data_in_leaf": 20},
+}
 
 
 def _synthetic(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -29,7 +35,7 @@ def _synthetic(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, dict[str, np.n
     return x, {"long_view": long_view, "watch_ratio": ratio, "hate": hate, "like": np.zeros(n)}
 
 
-def _ranker(backend: str, **kw: object) -> MultiTaskRanker:
+def _ranker(backend: str, **kw: Any) -> MultiTaskRanker:
     return MultiTaskRanker(seed=3, backend=backend, **{**FAST[backend], **kw})
 
 
@@ -98,6 +104,34 @@ def test_no_usable_task_and_bad_labels() -> None:
         MultiTaskRanker(backend="mlp").fit(x, {"watch_ratio": np.full(10, 2.0)})
     with pytest.raises(RankerError, match="no labels"):
         MultiTaskRanker(tasks=["like"], backend="mlp").fit(x, {"hate": np.ones(10)})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_margin_column_is_the_starting_logit(backend: str, tmp_path) -> None:
+    """A task with a margin learns corrections to that column's logit, and keeps it on reload."""
+    x, labels = _synthetic()
+    logit = (2.5 * x[:, 0]).astype(np.float32)  # the true long-view logit
+    xm = np.column_stack([x[:, 1:], logit])
+    names = ["b", "c", "d", "prior"]
+    r = _ranker(backend, feature_names=names, margins={"long_view": "prior"}).fit(xm, labels)
+    plain = _ranker(backend, feature_names=names).fit(xm, labels)
+    test_x, test_labels = _synthetic(seed=2)
+    test_xm = np.column_stack([test_x[:, 1:], 2.5 * test_x[:, 0]])
+    p = r.predict(test_xm)["long_view"]
+    assert grouped_auc(np.zeros(len(p)), test_labels["long_view"], p) > 0.75
+    # the margin is used as a logit: the fitted probabilities stay calibrated
+    assert abs(p.mean() - test_labels["long_view"].mean()) < 0.03
+    assert not np.allclose(p, plain.predict(test_xm)["long_view"])
+    r.save(tmp_path / "ranker.npz")
+    back = MultiTaskRanker.load(tmp_path / "ranker.npz")
+    assert back.margins == {"long_view": "prior"}
+    np.testing.assert_array_equal(back.predict(test_xm)["long_view"], p)
+
+
+def test_unknown_margin_column() -> None:
+    x, labels = _synthetic(n=300)
+    with pytest.raises(RankerError, match="no feature named 'nope'"):
+        _ranker("mlp", margins={"long_view": "nope"}).fit(x, labels)
 
 
 def test_negative_feedback_lowers_the_score() -> None:
@@ -175,6 +209,76 @@ def test_extra_columns_hook() -> None:
         fb.transform(frame)
 
 
+def test_unknown_duration_keeps_its_own_bucket() -> None:
+    """Regression: a duration of 0 (unknown) was filled with the median and so lost, yet in
+    KuaiRand those impressions have a fifth of the long-view rate (1.8 % vs 8.6 %)."""
+    frame, labels = _log()
+    items = frame["item_id"].to_numpy()
+    durations = np.array([0.0, 8e3, 3e4, 9e4, 2e5])[items % 5]  # one duration per item
+    frame = frame.assign(duration_ms=durations)
+    fb = ImpressionFeatures()
+    x = fb.fit_transform(frame, labels)
+    unknown = durations == 0
+    bucket = x[:, fb.feature_names_.index("duration_bucket")]
+    assert np.unique(bucket[unknown]).size == 1
+    assert not np.isin(bucket[unknown], bucket[~unknown]).any()
+    assert np.isnan(x[unknown, fb.feature_names_.index("log_duration_s")]).all()
+
+
+def test_effects_follow_the_labels() -> None:
+    """The additive (LR-style) item effect ranks items by their long-view rate."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 100, n),
+            "item_id": rng.integers(0, 40, n),
+            "duration_ms": np.full(n, 3e4),
+        }
+    )
+    quality = np.linspace(-2, 2, 40)
+    p = 1 / (1 + np.exp(-quality[frame["item_id"].to_numpy()]))
+    fb = ImpressionFeatures(play_times=False)
+    fb.fit(frame, {"long_view": (rng.random(n) < p).astype(float)})
+    probe = pd.DataFrame({"user_id": np.zeros(40, int), "item_id": np.arange(40)})
+    fx = fb.transform(probe)[:, fb.feature_names_.index("item_effect_long_view")]
+    assert np.corrcoef(fx, quality)[0, 1] > 0.9
+
+
+def test_play_time_columns_read_the_users_own_habits() -> None:
+    """A user who always watches 10 s completes a 5 s video and not a 60 s one."""
+    frame = pd.DataFrame(
+        {
+            "user_id": np.repeat([1, 2], 50),
+            "item_id": np.arange(100),
+            "duration_ms": np.full(100, 3e4),
+            "play_time_ms": np.r_[np.full(50, 1e4), np.full(50, 1e3)],
+            "long_view": np.r_[np.ones(50), np.zeros(50)],
+        }
+    )
+    fb = ImpressionFeatures()
+    fb.fit(frame, impression_labels(frame))
+    probe = pd.DataFrame(
+        {"user_id": [1, 1, 2], "item_id": [0, 0, 0], "duration_ms": [5e3, 6e4, 5e3]}
+    )
+    x = fb.transform(probe)
+    full = x[:, fb.feature_names_.index("user_play_full")]
+    assert full[0] > 0.7 > 0.3 > full[1] and full[2] < 0.3
+
+
+def test_old_feature_format_is_refused(tmp_path) -> None:
+    frame, labels = _log()
+    fb = ImpressionFeatures().fit(frame, labels)
+    fb.save(tmp_path / "f.npz")
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "format": 1}))
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.raises(FeatureError, match="refit"):
+        ImpressionFeatures.load(tmp_path / "old.npz")
+
+
 def test_impression_labels_handle_zero_duration() -> None:
     frame, labels = _log()
     zero = frame["duration_ms"].to_numpy() == 0
@@ -186,9 +290,10 @@ def test_impression_labels_handle_zero_duration() -> None:
 
 
 @pytest.mark.slow
-def test_kuairand_ranker_beats_popularity() -> None:
-    """Measured (seed 0): long-view AUC 0.5805 (lightgbm) / 0.5766 (mlp), item rate 0.5685,
-    item count 0.4963; the margins asserted are a fraction of that."""
+def test_kuairand_ranker_beats_popularity_and_logistic_regression() -> None:
+    """Measured (seed 0): long-view AUC 0.5920 (lightgbm) / 0.5866 (mlp), one-hot logistic
+    regression 0.5787, item rate 0.5685, item count 0.4963 (over seeds 0-2 the lightgbm
+    head is 0.5898 ± 0.0018); the margins asserted are a fraction of that."""
     try:
         from trustfeed.data import load_kuairand
 
@@ -202,5 +307,6 @@ def test_kuairand_ranker_beats_popularity() -> None:
         r.model: r.metrics["long_view"]["auc"] for r in run_ranker_bench(log, backends=(backend,))
     }
     ours = rows[f"ranker/{backend} (task head)"]
-    assert ours > rows["popularity (count)"] + 0.04
-    assert ours > rows["popularity (rate)"] + 0.002
+    assert ours > rows["popularity (count)"] + 0.06
+    assert ours > rows["popularity (rate)"] + 0.01
+    assert ours > rows["logistic regression"] + 0.004

@@ -308,11 +308,16 @@ class ImpressionFeatures:
     """Builds the ranker's feature matrix for (user, item) impressions.
 
     Columns, in order (see :attr:`feature_names_`): per task the item's smoothed
-    rate; the item's impression count (log1p); the duration (log1p seconds) and
-    its bucket; per task the user's smoothed rate; the user's impression count
-    (log1p); per task the user's rate on videos of this duration bucket (shrunk
-    towards the bucket's global rate); the hour of day; then the ``extra``
-    columns.
+    rate; the item's impression count (log1p); the duration (log1p seconds; NaN
+    when unknown) and its bucket (unknown durations have their own: in KuaiRand
+    they are a fifth as often long-viewed); per task the user's smoothed rate;
+    the user's impression count (log1p); per task the user's rate on videos of
+    this duration bucket (shrunk towards the bucket's global rate); the hour of
+    day; with ``effects``, per task the item's effect and the full logit of a
+    logistic additive model (user + item + duration: the one-hot LR, stacked
+    out of fold; a ranker can start from that logit, see ``margins``); with
+    ``play_times`` (and a ``play_time_ms`` column), how the user's own training
+    play times compare with this video's duration; then the ``extra`` columns.
 
     ``extra(user_ids, item_ids)`` is called on the training rows too: when it
     is learned from the same log (a collaborative-filtering score), it should
@@ -323,7 +328,7 @@ class ImpressionFeatures:
     >>> fb = ImpressionFeatures(n_folds=2, n_buckets=2)
     >>> x = fb.fit_transform(log, {"long_view": np.array([1.0, 0, 1, 0])})
     >>> x.shape, fb.transform(log).shape, fb.feature_names_[:2]
-    ((4, 8), (4, 8), ['item_long_view', 'item_log_count'])
+    ((4, 10), (4, 10), ['item_long_view', 'item_log_count'])
     """
 
     def __init__(
