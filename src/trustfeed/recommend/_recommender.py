@@ -233,15 +233,9 @@ class Recommender:
 
     def refresh(self) -> Self:
         """Re-solve item-item weights, transitions and ANN embeddings from the counts."""
+        self.refresh_pending_counts()
         n = self.items.n_rows
-        gram = _resized(self._gram, n)
-        for part in self._pairs:
-            gram = gram + _resized(part, n)
-        self._gram, self._pairs = gram.tocsr(), []
-        moves = (
-            np.concatenate([self._moves_total, *self._moves]) if self._moves else self._moves_total
-        )
-        self._moves_total, self._moves = moves, []
+        moves = self._moves_total
         c = self.config
         if n:
             self.weights = item_weights(
