@@ -15,22 +15,6 @@ import numpy as np
 import scipy.sparse as sp
 
 
-@numba.njit(cache=True)
-def _push(
-    items, weights, times, heads, lengths, users, new_items, new_w, new_t
-):  # pragma: no cover
-    size = items.shape[1]
-    for k in range(len(users)):
-        u = users[k]
-        h = heads[u]
-        items[u, h] = new_items[k]
-        weights[u, h] = new_w[k]
-        times[u, h] = new_t[k]
-        heads[u] = (h + 1) % size
-        if lengths[u] < size:
-            lengths[u] += 1
-
-
 class RecentPositives:
     """Ring buffer of the last ``size`` positive (item row, weight, time) per user row."""
 
@@ -53,17 +37,6 @@ class RecentPositives:
         self.times = np.vstack([self.times, np.zeros((extra, self.size), np.float64)])
         self.heads = np.concatenate([self.heads, np.zeros(extra, np.int64)])
         self.lengths = np.concatenate([self.lengths, np.zeros(extra, np.int64)])
-
-    def push(self, users: np.ndarray, items: np.ndarray, weights: np.ndarray, times: np.ndarray):
-        """Append events (already in time order) to their users' buffers."""
-        if len(users) == 0:
-            return
-        self._ensure(int(users.max()) + 1)
-        _push(
-            self.items, self.weights, self.times, self.heads, self.lengths,
-            users.astype(np.int64), items.astype(np.int64),
-            weights.astype(np.float32), times.astype(np.float64),
-        )  # fmt: skip
 
     def clear(self, users: np.ndarray) -> None:
         """Forget these user rows (erasure or a reused row)."""
