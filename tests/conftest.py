@@ -30,3 +30,47 @@ def shared_datasets() -> Path:
     if not datasets.is_dir():
         pytest.skip("needs ../shared/datasets beside the repository root (absent in a fresh clone)")
     return datasets
+
+
+#: The PostgreSQL server that development and CI machines run (trust auth).
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reachable() -> str | None:
+    """None when the server answers, else why not (for the skip message)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_URL.replace("postgresql:", "postgresql+psycopg:"))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure means "not here": skip with the reason
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, empty database on each backend: an SQLite file, and a PostgreSQL
+    schema of its own (dropped afterwards) so tests never see each other's rows."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    why_not = _postgres_reachable()
+    if why_not is not None:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) not reachable: {why_not}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL.replace("postgresql:", "postgresql+psycopg:"))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

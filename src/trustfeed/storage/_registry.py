@@ -1,0 +1,93 @@
+"""One registry from URL scheme to an SQLAlchemy engine factory.
+
+The registry is what makes "SQLite embedded, PostgreSQL scale-out" one code
+path: each factory sets the durability options its database needs so that a
+committed transaction is on disk when ``commit()`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from trustfeed.errors import TrustfeedError
+
+
+class StorageError(TrustfeedError):
+    """A storage URL that cannot be opened, or a backend failure."""
+
+
+EngineFactory = Callable[[sa.URL], sa.Engine]
+_FACTORIES: dict[str, EngineFactory] = {}
+
+
+def register_scheme(scheme: str, factory: EngineFactory) -> None:
+    """Make ``open_engine`` accept URLs that start with ``scheme://``."""
+    _FACTORIES[scheme] = factory
+
+
+def open_engine(url: str) -> sa.Engine:
+    """Open the backend named by ``url``; a clear StorageError for anything else."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"not a storage URL: {url!r} (try sqlite:///path.db)") from exc
+    scheme = parsed.drivername.split("+", 1)[0]
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        known = ", ".join(sorted(_FACTORIES))
+        raise StorageError(
+            f"unknown storage scheme {scheme!r} in {redact_url(url)}; known: {known}"
+        )
+    return factory(parsed)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, for error messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or each checkout would see a different empty database.
+        engine = sa.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = sa.create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _durable(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # WAL + synchronous=FULL: a commit is fsynced before it returns.
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def _postgresql_engine(url: sa.URL) -> sa.Engine:
+    # psycopg 3; PostgreSQL's default synchronous_commit=on makes commits durable.
+    engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot connect to {redact_url(str(url))}: {exc.orig}") from exc
+    return engine
+
+
+register_scheme("sqlite", _sqlite_engine)
+register_scheme("postgresql", _postgresql_engine)
