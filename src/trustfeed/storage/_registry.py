@@ -8,6 +8,7 @@ committed transaction is on disk when ``commit()`` returns.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -65,7 +66,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         engine = sa.create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
-    def _durable(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _durable(dbapi_connection: Any, _record: Any) -> None:
         # WAL + synchronous=FULL: a commit is fsynced before it returns.
         cursor = dbapi_connection.cursor()
         if not in_memory:
