@@ -6,6 +6,7 @@ Tampering is done the way an insider would: straight in the SQL tables.
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -180,6 +181,10 @@ def test_a_trusted_checkpoint_must_be_consistent(tmp_path: Path) -> None:
 def test_wrong_key_missing_checkpoint_and_missing_ledger(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     _, other = generate_signing_key(ORIGIN)
+    with pytest.raises(LedgerError, match="no SQLite database"):
+        audit_store(url, [VERIFIER])
+    sa.create_engine(url).dispose()
+    sqlite3.connect(tmp_path / "l.db").close()  # an empty database: a file, but no ledger in it
     with pytest.raises(LedgerError, match="no ledger"):
         audit_store(url, [VERIFIER])
     with Ledger.open(url, origin=ORIGIN) as led:

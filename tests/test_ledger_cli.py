@@ -70,7 +70,7 @@ def test_verify_names_the_first_bad_entry(setup) -> None:
     [
         (["--store", "URL", "--public-key", "missing.pub"], "cannot read public key file"),
         (["--store", "mysql://x/y", "--public-key", "PUB"], "unknown storage scheme"),
-        (["--store", "sqlite:///DIR/none.db", "--public-key", "PUB"], "no ledger"),
+        (["--store", "sqlite:///DIR/none.db", "--public-key", "PUB"], "no SQLite database"),
         (["--store", "URL", "--public-key", "KEY"], "not a verifier key"),
         (
             ["--store", "URL", "--public-key", "PUB", "--checkpoint", "PUB"],
@@ -84,6 +84,7 @@ def test_verify_bad_input_exits_2_with_one_line(setup, args: list[str], message:
     result = _run("verify", *argv)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+    assert not (setup["dir"] / "none.db").exists(), "a reader must not create a store"
 
 
 def test_prove_and_verify_proof_offline(setup) -> None:

@@ -47,3 +47,10 @@ def test_bad_urls_get_clear_errors(url: str, message: str) -> None:
 
 def test_redact_url_hides_the_password() -> None:
     assert "secret" not in redact_url("postgresql://u:secret@h/db")
+
+
+def test_readers_never_create_a_missing_sqlite_file(tmp_path) -> None:
+    missing = tmp_path / "typo.db"
+    with pytest.raises(StorageError, match="no SQLite database"):
+        open_engine(f"sqlite:///{missing}", must_exist=True)
+    assert not missing.exists()

@@ -7,6 +7,8 @@ import typer
 
 from trustfeed import __version__
 from trustfeed.bench.cli import bench_app
+from trustfeed.custody.ledger._cli import audit_app
+from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
 
 app = typer.Typer(
@@ -15,6 +17,8 @@ app = typer.Typer(
     help="trustfeed: short-video recommendation with verifiable custody.",
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
 app.command()(demo)
 
 

@@ -8,6 +8,7 @@ committed transaction is on disk when ``commit()`` returns.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ class StorageError(TrustfeedError):
     """A storage URL that cannot be opened, or a backend failure."""
 
 
-EngineFactory = Callable[[sa.URL], sa.Engine]
+EngineFactory = Callable[[sa.URL, bool], sa.Engine]
 _FACTORIES: dict[str, EngineFactory] = {}
 
 
@@ -31,8 +32,12 @@ def register_scheme(scheme: str, factory: EngineFactory) -> None:
     _FACTORIES[scheme] = factory
 
 
-def open_engine(url: str) -> sa.Engine:
-    """Open the backend named by ``url``; a clear StorageError for anything else."""
+def open_engine(url: str, *, must_exist: bool = False) -> sa.Engine:
+    """Open the backend named by ``url``; a clear StorageError for anything else.
+
+    ``must_exist=True`` is for readers (auditors, exports): a mistyped SQLite
+    path then fails instead of silently creating an empty database.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -44,7 +49,7 @@ def open_engine(url: str) -> sa.Engine:
         raise StorageError(
             f"unknown storage scheme {scheme!r} in {redact_url(url)}; known: {known}"
         )
-    return factory(parsed)
+    return factory(parsed, must_exist)
 
 
 def redact_url(url: str) -> str:
@@ -55,8 +60,10 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, must_exist: bool) -> sa.Engine:
     in_memory = url.database in (None, "", ":memory:")
+    if must_exist and (in_memory or not Path(str(url.database)).is_file()):
+        raise StorageError(f"no SQLite database at {url.database or ':memory:'}")
     if in_memory:
         # One shared connection, or each checkout would see a different empty database.
         engine = sa.create_engine(
@@ -78,7 +85,8 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
-def _postgresql_engine(url: sa.URL) -> sa.Engine:
+def _postgresql_engine(url: sa.URL, must_exist: bool) -> sa.Engine:
+    del must_exist  # connecting already fails for a database that does not exist
     # psycopg 3; PostgreSQL's default synchronous_commit=on makes commits durable.
     engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
     try:

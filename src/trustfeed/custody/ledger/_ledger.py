@@ -88,7 +88,7 @@ class Ledger:
         """
         signer = parse_signer(signing_key) if isinstance(signing_key, str) else signing_key
         wanted = origin or (signer.name if signer is not None else None)
-        engine = open_engine(url)
+        engine = open_engine(url, must_exist=not create)
         try:
             if not create:
                 _store.require_schema(engine)

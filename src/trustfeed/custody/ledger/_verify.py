@@ -71,7 +71,7 @@ def audit_store(
     if not log_keys:
         raise LedgerError("an audit needs at least one log verifier key")
     try:
-        engine = open_engine(url)
+        engine = open_engine(url, must_exist=True)
     except StorageError as exc:
         raise LedgerError(str(exc)) from exc
     try:
