@@ -8,6 +8,7 @@ import typer
 from trustfeed import __version__
 from trustfeed.bench.cli import bench_app
 from trustfeed.custody.ledger._cli import audit_app
+from trustfeed.custody.policy._cli import custody_app
 from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
+app.add_typer(custody_app, name="custody")
 app.add_typer(user_app, name="user")
 app.command()(demo)
 

@@ -88,7 +88,10 @@ class Ledger:
         """
         signer = parse_signer(signing_key) if isinstance(signing_key, str) else signing_key
         wanted = origin or (signer.name if signer is not None else None)
-        engine = open_engine(url, must_exist=not create)
+        try:
+            engine = open_engine(url, must_exist=not create)
+        except StorageError as exc:
+            raise LedgerError(f"no ledger here: {exc}") from exc
         try:
             if not create:
                 _store.require_schema(engine)
