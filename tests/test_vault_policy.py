@@ -86,7 +86,7 @@ def test_every_call_is_one_recorded_decision_and_restricted_writes_are_denied(
         record_id="m1",
         data_class=DataClass.MESSAGES,
         residency="US",
-        purpose="ingest",
+        purpose="marketing",  # ingest may write restricted classes; no other purpose may
     )
     with pytest.raises(AccessDenied):
         vault.put(restricted, b"should never be stored")

@@ -47,6 +47,8 @@ class DataClass(enum.StrEnum):
     WATCH_HISTORY = "watch_history"
     SEARCH_HISTORY = "search_history"
     MESSAGES = "messages"
+    #: Everything held about one user at once: what export and erasure act on.
+    SUBJECT_DATA = "subject_data"
     PUBLIC_VIDEO = "public_video"
     PUBLIC_PROFILE = "public_profile"
     PSEUDONYMOUS_EVENTS = "pseudonymous_events"
@@ -68,6 +70,7 @@ _CATEGORY = {
     DataClass.WATCH_HISTORY: Category.RESTRICTED,
     DataClass.SEARCH_HISTORY: Category.RESTRICTED,
     DataClass.MESSAGES: Category.RESTRICTED,
+    DataClass.SUBJECT_DATA: Category.RESTRICTED,
     DataClass.PUBLIC_VIDEO: Category.ALLOWABLE,
     DataClass.PUBLIC_PROFILE: Category.ALLOWABLE,
     DataClass.PSEUDONYMOUS_EVENTS: Category.PSEUDONYMOUS,

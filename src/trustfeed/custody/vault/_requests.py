@@ -2,9 +2,9 @@
 
 A record request names the record id as the resource id. A user request
 (list, export, erase) names ``vault/user/<owner>``; export and erase cover
-every class the user has, so they name :data:`SUBJECT_SCOPE_CLASS`, a
-restricted class: a policy that allows them allows the most sensitive data,
-which is what they touch. (The shared vocabulary has no "every class" value.)
+every class the user has, so they name :data:`SUBJECT_SCOPE_CLASS`
+(``subject_data``, restricted): a policy that allows them allows the most
+sensitive data, which is what they touch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from trustfeed.custody._access import AccessRequest, Action, DataClass, Principa
 #: Purposes the vault's own callers use (GDPR Art. 15/20 and Art. 17).
 PURPOSE_SUBJECT_ACCESS = "subject_access"
 PURPOSE_ERASURE = "erasure"
-SUBJECT_SCOPE_CLASS = DataClass.CONTACT_DETAILS
+SUBJECT_SCOPE_CLASS = DataClass.SUBJECT_DATA
 USER_SCOPE_PREFIX = "vault/user/"
 MAX_RECORD_ID = 200
 
