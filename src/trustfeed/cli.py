@@ -7,8 +7,8 @@ import typer
 
 from trustfeed import __version__
 from trustfeed.bench.cli import bench_app
+from trustfeed.custody._cli import custody_app
 from trustfeed.custody.ledger._cli import audit_app
-from trustfeed.custody.policy._cli import custody_app
 from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
 

@@ -51,36 +51,13 @@ Grant = Annotated[
 
 @contextlib.contextmanager
 def _open_boundary(store: str, keyfile: Path, *, domestic: str) -> Iterator[Vault]:
-    """The vault behind the real policy point and ledger: the one place both are built.
-
-    1. Load the custodian keys (KEKs for the vault, HMAC keys for owner hashes).
-    2. Open the audit ledger and the policy point on the same store; the
-       point records every decision, allow and deny, in that ledger.
-    3. Build the vault over them; close everything afterwards.
-    """
+    """The vault behind the real policy point and ledger of ``store`` (see ``Custody.open``)."""
     # Imported here so `trustfeed --help` needs neither Cedar nor the ledger.
+    from trustfeed.custody._boundary import Custody
     from trustfeed.custody._keyfile import load_keyfile
-    from trustfeed.custody.ledger import Ledger
-    from trustfeed.custody.policy import PolicyPoint
-    from trustfeed.storage import open_engine
 
-    keys = load_keyfile(keyfile)
-    hasher = keys.hasher()
-    engine = open_engine(store)
-    try:
-        with Ledger.open(store) as ledger:
-            point = PolicyPoint(sink=ledger, hasher=hasher, domestic=domestic, engine=engine)
-            with point:
-                yield Vault(
-                    engine,
-                    authorizer=point,
-                    sink=ledger,
-                    keks=keys.keks,
-                    current_kek=keys.current_kek,
-                    owner_hasher=hasher,
-                )
-    finally:
-        engine.dispose()
+    with Custody.open(store, keys=load_keyfile(keyfile), domestic=domestic) as custody:
+        yield custody.vault
 
 
 def _run(action: Callable[[], T]) -> T:
