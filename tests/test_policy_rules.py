@@ -121,6 +121,26 @@ def test_licensor_never_gets_personal_data_even_if_a_policy_permits_everything(
         point.close()
 
 
+def test_hard_limits_hold_under_any_policy_set_a_custodian_activates() -> None:
+    # A policy set that drops every forbid and permits everything: the hard limits still apply.
+    point, _ = make_point(PERMIT_ALL)
+    try:
+        for data_class in PERSONAL:
+            assert not ask(point, Role.LICENSOR, Action.READ, data_class, "anything", owner="p1")
+            assert not ask(point, Role.OPERATOR, Action.READ, data_class, "x", jurisdiction="XX")
+        assert not ask(point, Role.AUDITOR, Action.WRITE, DataClass.AGGREGATE_METRICS, "x")
+        assert ask(point, Role.OPERATOR, Action.READ, DataClass.PUBLIC_VIDEO, "anything")
+        weakened = base_policies().replace(
+            'when { resource.personal || resource.category != "aggregate" };',
+            "when { resource.personal };",
+        )
+        custodian = Principal("c1", Role.CUSTODIAN, DOMESTIC)
+        with pytest.raises(PolicyError, match="hard limit @id\\('licensor-no-personal-data'\\)"):
+            point.activate(weakened, custodian)
+    finally:
+        point.close()
+
+
 def test_licensor_gets_aggregates_only_by_release_for_metrics_release(base) -> None:
     point, _ = base
     aggregate = DataClass.AGGREGATE_METRICS

@@ -17,6 +17,7 @@ Preparing means three things, each of which must never change a decision:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,29 @@ def schema_text() -> str:
 def base_policies() -> str:
     """The shipped base policies (package data): the parties of ARCHITECTURE.md."""
     return _package_file("base.cedar")
+
+
+#: The base set's forbids that hold under every policy set a custodian activates:
+#: a new set may repeat them unchanged or leave them out, never weaken them
+#: (ARCHITECTURE invariant 2 must not depend on who edits the policies).
+HARD_LIMITS = (
+    "licensor-no-personal-data",
+    "licensor-release-only",
+    "transfer-needs-grant",
+    "train-domestic-only",
+    "auditor-read-only",
+)
+_HARD_LIMITS: dict[str, pst.Template] | None = None
+
+
+def hard_limits() -> dict[str, pst.Template]:
+    """``@id`` → policy of each hard limit, taken from the shipped base set."""
+    global _HARD_LIMITS
+    if _HARD_LIMITS is None:
+        policies = _parse(base_policies()).static_policies
+        by_name = {p.annotations.get("id", ""): p for p in policies.values()}
+        _HARD_LIMITS = {name: by_name[name] for name in HARD_LIMITS}
+    return _HARD_LIMITS
 
 
 def _package_file(name: str) -> str:
@@ -110,13 +134,15 @@ class CompiledPolicies:
 def compile_policies(text: str) -> CompiledPolicies:
     """Validate ``text`` against the schema and prepare it; InvalidPolicy if it fails.
 
-    An empty text is a valid, empty set: it denies everything.
+    The :data:`HARD_LIMITS` always apply, whether ``text`` repeats them or not.
+    An empty text is valid: with only the limits (all forbids) it denies everything.
+    The set's hash is that of ``text``; the limits are fixed by the code version.
     """
     tree = _parse(text)
     if tree.templates or tree.template_links:
         raise InvalidPolicy("policy templates are not supported; write static policies")
     _validate(text)
-    policies = dict(tree.static_policies)
+    policies = _with_hard_limits(dict(tree.static_policies))
     ids = _annotation_ids(policies)
     slices = {
         (ptype, action.value): _subset(policies, ptype, action.value)
@@ -126,12 +152,26 @@ def compile_policies(text: str) -> CompiledPolicies:
     return CompiledPolicies(
         text=text,
         hash=policy_hash(text),
-        full=cedarpy.PolicySet.from_pst(tree),
+        full=cedarpy.PolicySet.from_pst(
+            pst.PolicySet(templates={}, static_policies=policies, template_links=())
+        ),
         slices=slices,
         ids=ids,
         sees=_sees(policies.values()),
         size=len(policies),
     )
+
+
+def _with_hard_limits(policies: dict[str, pst.Template]) -> dict[str, pst.Template]:
+    """Add every hard limit the set leaves out; refuse a set that changes one."""
+    named = {p.annotations.get("id", ""): p for p in policies.values()}
+    for name, limit in hard_limits().items():
+        if name not in named:
+            key = f"hard-limit:{name}"
+            policies[key] = dataclasses.replace(limit, id=key)
+        elif dataclasses.replace(named[name], id=limit.id) != limit:
+            raise InvalidPolicy(f"hard limit @id({name!r}) cannot be changed, only kept or omitted")
+    return policies
 
 
 def _parse(text: str) -> pst.PolicySet:
