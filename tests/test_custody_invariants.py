@@ -118,7 +118,7 @@ def test_each_gated_vault_call_is_exactly_one_decision_and_one_ledger_record(cus
                 residency=DOMESTIC,
                 purpose="self",
             )
-        ),  # fmt: skip
+        ),
         "records_of": lambda: custody.vault.records_of(
             user_request(
                 alice,
@@ -128,7 +128,7 @@ def test_each_gated_vault_call_is_exactly_one_decision_and_one_ledger_record(cus
                 purpose="self",
                 data_class=DataClass.MESSAGES,
             )
-        ),  # fmt: skip
+        ),
         "export": lambda: custody.vault.export(
             user_request(alice, Action.EXPORT, owner=ALICE, residency=DOMESTIC, purpose="self")
         ),
@@ -169,7 +169,7 @@ requests = st.builds(
         action,
         Resource(f"r-{who}", data_class, DOMESTIC, owner=owner),
         purpose,
-    ),  # fmt: skip
+    ),
     st.sampled_from(Role),
     st.sampled_from(["u1", "u2", "svc"]),
     st.sampled_from([DOMESTIC, "XX"]),
@@ -230,29 +230,29 @@ def test_the_licensor_is_denied_every_personal_class_even_under_an_approved_gran
     assert len(_records(custody.ledger)) - size == asked  # every deny is logged
 
 
+def _licensor_attempts(vault: Vault, who: Principal, grant: str | None) -> list:
+    """Every vault route, asked by the licensor for Alice's data."""
+    ask = {"owner": ALICE, "residency": DOMESTIC, "grant_id": grant}
+    return [
+        lambda: vault.get(record_request(
+            who, Action.READ, record_id="m1", data_class=DataClass.MESSAGES,
+            purpose="metrics_release", **ask)),
+        lambda: vault.records_of(user_request(
+            who, Action.READ, data_class=DataClass.MESSAGES, purpose="metrics_release", **ask)),
+        lambda: vault.export(user_request(who, Action.EXPORT, purpose="metrics_release", **ask)),
+        lambda: vault.erase(user_request(who, Action.ERASE, purpose="metrics_release", **ask)),
+        lambda: vault.put(record_request(
+            who, Action.WRITE, record_id="m9", data_class=DataClass.MESSAGES, purpose="ingest",
+            **ask), b"planted"),
+    ]  # fmt: skip
+
+
 def test_no_vault_route_gives_the_licensor_anything(custody) -> None:
     _store(custody, "m1", DataClass.MESSAGES, SECRET)
     grant_id = _approved_grant_for_the_licensor(custody, owner=ALICE)
     vault = custody.vault
     for who, grant in itertools.product((LICENSOR, LICENSOR_ABROAD), (None, grant_id)):
-        attempts = [
-            lambda: vault.get(record_request(
-                who, Action.READ, owner=ALICE, record_id="m1", data_class=DataClass.MESSAGES,
-                residency=DOMESTIC, purpose="metrics_release", grant_id=grant)),
-            lambda: vault.records_of(user_request(
-                who, Action.READ, owner=ALICE, residency=DOMESTIC, purpose="metrics_release",
-                data_class=DataClass.MESSAGES, grant_id=grant)),
-            lambda: vault.export(user_request(
-                who, Action.EXPORT, owner=ALICE, residency=DOMESTIC, purpose="metrics_release",
-                grant_id=grant)),
-            lambda: vault.erase(user_request(
-                who, Action.ERASE, owner=ALICE, residency=DOMESTIC, purpose="metrics_release",
-                grant_id=grant)),
-            lambda: vault.put(record_request(
-                who, Action.WRITE, owner=ALICE, record_id="m9", data_class=DataClass.MESSAGES,
-                residency=DOMESTIC, purpose="ingest", grant_id=grant), b"planted"),
-        ]  # fmt: skip
-        for attempt in attempts:
+        for attempt in _licensor_attempts(vault, who, grant):
             with pytest.raises(AccessDenied) as denied:
                 attempt()
             assert SECRET.decode() not in str(denied.value)
