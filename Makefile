@@ -40,6 +40,8 @@ bench: install-dev
 	$(BIN)/trustfeed bench quality --dataset beauty
 	$(BIN)/trustfeed bench ranker
 	$(BIN)/trustfeed bench online
+	$(BIN)/python benchmarks/bench_ledger.py
+	$(BIN)/python benchmarks/bench_policy.py
 
 # Re-pin constraints.txt from a fresh resolution of pyproject.toml (all extras).
 lock:
