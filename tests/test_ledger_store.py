@@ -142,3 +142,25 @@ def test_closed_ledger_refuses_appends(database_url: str) -> None:
 def test_open_without_create_needs_an_existing_ledger(database_url: str) -> None:
     with pytest.raises(LedgerError, match="no ledger"):
         Ledger.open(database_url, create=False)
+
+
+def test_the_issue_api_with_a_bare_ed25519_key(tmp_path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from trustfeed.custody import Ledger as PublicLedger
+    from trustfeed.custody import verify_consistency, verify_inclusion
+    from trustfeed.custody.ledger import Verifier, open_checkpoint
+
+    key = Ed25519PrivateKey.generate()
+    led = PublicLedger.open(f"sqlite:///{tmp_path / 'ledger.db'}", signing_key=key)
+    try:
+        first = led.append(b"entry bytes")
+        assert led.append_many([b"a", b"b"]) == [1, 2] and first == 0
+        assert verify_inclusion(b"a", 1, 3, led.inclusion_proof(1, 3), led.root_hash(3))
+        proof = led.consistency_proof(1, 3)
+        assert verify_consistency(1, 3, led.root_hash(1), led.root_hash(3), proof)
+        raw = key.public_key().public_bytes_raw()
+        checkpoint, _ = open_checkpoint(led.checkpoint(), [Verifier(led.origin, 0x01, raw)])
+        assert checkpoint.size == 3 and checkpoint.root == led.root_hash()
+    finally:
+        led.close()

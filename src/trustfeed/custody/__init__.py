@@ -19,6 +19,7 @@ from trustfeed.custody._access import (
 from trustfeed.custody._errors import AccessDenied, CustodyError, LedgerError, VerificationError
 from trustfeed.custody._keyed import KeyedHasher
 from trustfeed.custody._records import EntrySink, decode_record, encode_record
+from trustfeed.custody.ledger import Ledger, verify_consistency, verify_inclusion
 
 __all__ = [
     "AccessDenied",
@@ -31,6 +32,7 @@ __all__ = [
     "Decision",
     "EntrySink",
     "KeyedHasher",
+    "Ledger",
     "LedgerError",
     "Principal",
     "Resource",
@@ -38,4 +40,6 @@ __all__ = [
     "VerificationError",
     "decode_record",
     "encode_record",
+    "verify_consistency",
+    "verify_inclusion",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
 
 from trustfeed.custody.policy._cli import custody_app
@@ -38,6 +39,8 @@ def _run(action: Callable[[Settings], Any]) -> Any:
         message = str(exc)
     except OSError as exc:
         message = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+    except sa.exc.SQLAlchemyError as exc:  # e.g. a locked or unreachable store mid-command
+        message = f"storage failure: {getattr(exc, 'orig', None) or exc}"
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -73,12 +76,16 @@ def init_command(
             if path.exists():
                 raise ValueError(f"{path} already exists; refusing to overwrite a key")
         signer, verifier = generate_signing_key(settings.ledger_origin)
-        keyfile.parent.mkdir(parents=True, exist_ok=True)
-        generate_keyfile(keyfile)
-        _write_secret(signer_path, signer + "\n")
-        public_path.write_text(verifier + "\n", encoding="utf-8")
         url = store or settings.custody_store_url
+        if url == settings.custody_store_url and settings.store_url is None:
+            settings.home.mkdir(parents=True, exist_ok=True)  # the default SQLite file's folder
+        # The store first: a bad URL or origin must fail before any key is written,
+        # or the retry would refuse to overwrite the half-made keys.
         with Ledger.open(url, signing_key=signer, origin=settings.ledger_origin) as ledger:
+            keyfile.parent.mkdir(parents=True, exist_ok=True)
+            generate_keyfile(keyfile)
+            _write_secret(signer_path, signer + "\n")
+            public_path.write_text(verifier + "\n", encoding="utf-8")
             ledger.checkpoint()
         return (
             f"custodian keys: {keyfile}\nledger signing key: {signer_path}\n"
@@ -110,10 +117,15 @@ def rotate_kek_command(store: StoreOption = None, keys: KeysOption = None) -> No
     def rotate(settings: Settings) -> str:
         from trustfeed.custody._boundary import Custody
         from trustfeed.custody._keyfile import add_kek, load_keyfile
+        from trustfeed.custody.ledger import Ledger
 
         keyfile = keys or settings.custody_keyfile
-        new_id = add_kek(keyfile)
         url = store or settings.custody_store_url
+        # Check the store is there before touching the key file: a mistyped URL
+        # must not create an empty store and report a "successful" rotation.
+        load_keyfile(keyfile)
+        Ledger.open(url, create=False).close()
+        new_id = add_kek(keyfile)
         with Custody.open(url, keys=load_keyfile(keyfile), domestic=settings.domestic) as custody:
             rewrapped = custody.vault.rotate_kek(new_id)
         return f"current KEK is now {new_id}; rewrapped {rewrapped} data keys"

@@ -5,6 +5,7 @@
 >>> led.append_many([b"a", b"b", b"c"])
 [0, 1, 2]
 >>> verify_inclusion(b"b", 1, 3, led.inclusion_proof(1), led.root_hash())
+True
 >>> led.close()
 
 Proof hashes are raw 32-byte ``bytes`` in RFC 9162 order; the CLI's JSON

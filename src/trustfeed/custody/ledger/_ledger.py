@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from trustfeed.custody._errors import LedgerError
 from trustfeed.custody.ledger import _store
@@ -29,6 +30,7 @@ from trustfeed.custody.ledger._merkle import (
     range_nodes,
 )
 from trustfeed.custody.ledger._note import (
+    ALG_ED25519,
     Checkpoint,
     Signer,
     add_signature_lines,
@@ -39,6 +41,9 @@ from trustfeed.storage import StorageError, open_engine
 
 if TYPE_CHECKING:
     from trustfeed.custody.ledger._witness import Witness
+
+#: The origin a ledger signs under when opened with a bare key and no origin.
+DEFAULT_ORIGIN = "trustfeed.local/ledger"
 
 
 @dataclass
@@ -75,19 +80,29 @@ class Ledger:
         cls,
         url: str,
         *,
-        signing_key: str | Signer | None = None,
+        signing_key: str | Signer | Ed25519PrivateKey | None = None,
         origin: str | None = None,
         create: bool = True,
     ) -> Ledger:
         """Open the ledger stored at ``url`` (creating it unless ``create=False``).
 
+        ``signing_key`` is signer-note text, a :class:`Signer`, or a bare
+        ``Ed25519PrivateKey`` (which then signs under the origin).
         ``origin`` names the log in its checkpoints; it defaults to the stored
         one, else the signing key's name, and may not change once stored.
         Auditors pass ``create=False`` so that a wrong URL fails instead of
         creating an empty ledger.
         """
-        signer = parse_signer(signing_key) if isinstance(signing_key, str) else signing_key
+        # A bare Ed25519 key is named below, once the stored origin is known.
+        bare_key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else None
+        signer: Signer | None = None
+        if isinstance(signing_key, str):
+            signer = parse_signer(signing_key)
+        elif isinstance(signing_key, Signer):
+            signer = signing_key
         wanted = origin or (signer.name if signer is not None else None)
+        if bare_key is not None and wanted is None:
+            wanted = DEFAULT_ORIGIN
         try:
             engine = open_engine(url, must_exist=not create)
         except StorageError as exc:
@@ -102,6 +117,9 @@ class Ledger:
         if origin is not None and stored != origin:
             engine.dispose()
             raise LedgerError(f"store belongs to origin {stored!r}, not {origin!r}")
+        if bare_key is not None:
+            # A bare Ed25519 key signs under the log's origin (the checkpoint's first line).
+            signer = Signer(stored or DEFAULT_ORIGIN, ALG_ED25519, bare_key)
         return cls(engine, signer=signer, origin=stored)
 
     # ------------------------------------------------------------------ appends

@@ -224,19 +224,20 @@ def _check_hash(value: bytes, what: str) -> None:
 
 def verify_inclusion(
     entry: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+) -> bool:
     """Check that ``entry`` is leaf ``index`` of the tree of ``size`` leaves with ``root``.
 
-    Returns None on success and raises :class:`VerificationError` otherwise, so a
-    caller cannot forget to look at a boolean. Use
-    :func:`verify_inclusion_leaf_hash` when only the leaf hash is at hand.
+    Raises :class:`VerificationError` on any failure, so a caller cannot forget
+    to look at a boolean; returns True otherwise (``assert verify_…`` reads
+    naturally). Use :func:`verify_inclusion_leaf_hash` when only the leaf hash
+    is at hand.
     """
-    verify_inclusion_leaf_hash(leaf_hash(entry), index, size, proof, root)
+    return verify_inclusion_leaf_hash(leaf_hash(entry), index, size, proof, root)
 
 
 def verify_inclusion_leaf_hash(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+) -> bool:
     """RFC 9162 §2.1.3.2, step by step, for a leaf hash ``leaf``."""
     _check_hash(leaf, "leaf hash")
     _check_hash(root, "root hash")
@@ -246,6 +247,7 @@ def verify_inclusion_leaf_hash(
             f"inclusion proof for entry {index} in a tree of size {size} does not match the root",
             index=index,
         )
+    return True
 
 
 def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
@@ -278,13 +280,13 @@ def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequenc
 
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+) -> bool:
     """Check that the tree (new_size, new_root) extends the tree (old_size, old_root).
 
     RFC 9162 §2.1.4.2 for 0 < old_size < new_size. The edge cases follow
     transparency-dev/merkle, except that we are stricter at ``old_size == 0``:
     the old root must then be the empty-tree hash (an empty tree has no other).
-    Raises :class:`VerificationError`; returns None on success.
+    Raises :class:`VerificationError`; returns True on success.
     """
     _check_hash(old_root, "old root")
     _check_hash(new_root, "new root")
@@ -292,7 +294,7 @@ def verify_consistency(
         raise VerificationError(f"size went backwards: {old_size} → {new_size} (a rollback)")
     if old_size == 0 or old_size == new_size:
         _verify_trivial_consistency(old_size, new_size, old_root, new_root, proof)
-        return
+        return True
     fr, sr, sn = _consistency_fold(old_size, new_size, old_root, proof)
     # 7. Both roots must come out, and the proof must have reached the top.
     if sn != 0:
@@ -301,6 +303,7 @@ def verify_consistency(
         raise VerificationError(f"consistency proof does not match the root at size {old_size}")
     if sr != new_root:
         raise VerificationError(f"consistency proof does not match the root at size {new_size}")
+    return True
 
 
 def _verify_trivial_consistency(
