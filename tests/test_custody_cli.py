@@ -107,6 +107,15 @@ def test_a_second_init_refuses_and_changes_nothing(home: Home) -> None:
     assert not home.keyfile.exists() and not home.public.exists()
 
 
+def test_init_refuses_a_store_that_already_holds_a_signed_ledger(home: Home) -> None:
+    _ok("init")
+    for path in (home.keyfile, home.signer, home.public):  # the keys are lost…
+        path.unlink()
+    refused = _custody("init")  # …but a new signing key would orphan every auditor's checkpoint
+    _one_line_error(refused, "already holds a signed ledger")
+    assert not home.keyfile.exists() and not home.signer.exists()
+
+
 @pytest.mark.parametrize("store", ["mysql://x/y", "sqlite:///{tmp}/no/such/dir/custody.db"])
 def test_init_with_a_bad_store_writes_no_key_and_can_be_retried(home: Home, store: str) -> None:
     bad = _custody("init", "--store", store.format(tmp=home.root.parent))

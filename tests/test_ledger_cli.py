@@ -120,3 +120,17 @@ def test_consistency_and_checkpoint_commands(setup) -> None:
     assert shown.exit_code == 0 and shown.output == setup["cp"].read_text()
     out_of_range = _run("prove", "--store", setup["url"], "--index", "9")
     assert out_of_range.exit_code == 2 and "outside" in out_of_range.output
+
+
+def test_entries_lists_json_lines_and_filters_by_kind(setup) -> None:
+    with Ledger.open(setup["url"]) as led:
+        led.append(b'{"kind":"decision","decision":"deny","v":1}')
+    listed = _run("entries", "--store", setup["url"], "--start", "4", "--count", "10")
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [r["index"] for r in rows] == [4, 5, 6]
+    assert rows[0]["base64"] == "ZW50cnkgNA==" and rows[2]["record"]["decision"] == "deny"
+    only = _run("entries", "--store", setup["url"], "--kind", "decision")
+    assert [json.loads(line)["index"] for line in only.output.splitlines()] == [6]
+    bad = _run("entries", "--store", setup["url"], "--count", "-1")
+    assert bad.exit_code == 2 and "must not be negative" in bad.output

@@ -19,6 +19,7 @@ import typer
 from trustfeed.custody.policy._cli import custody_app
 from trustfeed.errors import TrustfeedError
 from trustfeed.settings import Settings, load_settings
+from trustfeed.storage import redact_url
 
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Custody store URL (default: TRUSTFEED_STORE_URL).")
@@ -82,6 +83,11 @@ def init_command(
         # The store first: a bad URL or origin must fail before any key is written,
         # or the retry would refuse to overwrite the half-made keys.
         with Ledger.open(url, signing_key=signer, origin=settings.ledger_origin) as ledger:
+            if ledger.latest_checkpoint() is not None:
+                raise ValueError(
+                    f"{redact_url(url)} already holds a signed ledger; a new signing key would "
+                    "make its auditors reject every later checkpoint (use the existing keys)"
+                )
             keyfile.parent.mkdir(parents=True, exist_ok=True)
             generate_keyfile(keyfile)
             _write_secret(signer_path, signer + "\n")

@@ -10,6 +10,7 @@ Proof JSON (``prove``, ``consistency``) renders every hash as lowercase hex:
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trustfeed.custody._errors import LedgerError, VerificationError
+from trustfeed.custody._records import decode_record
 from trustfeed.custody.ledger._ledger import Ledger
 from trustfeed.custody.ledger._merkle import leaf_hash, verify_inclusion_leaf_hash
 from trustfeed.custody.ledger._note import (
@@ -180,6 +182,39 @@ def consistency(
             }
 
         typer.echo(json.dumps(_with_ledger(store, action), indent=2))
+
+
+@audit_app.command()
+def entries(
+    store: Store,
+    start: Annotated[int, typer.Option(help="First entry index.")] = 0,
+    count: Annotated[int, typer.Option(help="How many entries at most.")] = 100,
+    kind: Annotated[str | None, typer.Option(help="Only records of this kind.")] = None,
+) -> None:
+    """Print entries as JSON lines: index, leaf hash, and the record (or base64 bytes).
+
+    Listing does not verify: run ``verify`` first, then read what it covered.
+    """
+    with _exit_codes():
+        if start < 0 or count < 0:
+            raise _BadInput("--start and --count must not be negative")
+
+        def action(ledger: Ledger) -> list[dict[str, Any]]:
+            stop = min(ledger.size(), start + count)
+            rows = [_listing(start + i, e) for i, e in enumerate(ledger.entries(start, stop))]
+            return [r for r in rows if kind is None or r.get("record", {}).get("kind") == kind]
+
+        for row in _with_ledger(store, action):
+            typer.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+
+
+def _listing(index: int, entry: bytes) -> dict[str, Any]:
+    row: dict[str, Any] = {"index": index, "leaf_hash": leaf_hash(entry).hex()}
+    try:
+        row["record"] = decode_record(entry)
+    except ValueError:  # not one of our JSON records (json's errors are ValueErrors)
+        row["base64"] = base64.b64encode(entry).decode()
+    return row
 
 
 @audit_app.command("checkpoint")

@@ -28,7 +28,7 @@ from trustfeed.storage import open_engine
 custody_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="Custody: just-in-time grants and policy versions.",
+    help="Custody: keys and checkpoints, just-in-time grants, policy versions.",
 )
 policy_app = typer.Typer(no_args_is_help=True, help="Show or activate the policy set.")
 custody_app.add_typer(policy_app, name="policy")
