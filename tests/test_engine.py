@@ -145,3 +145,75 @@ def test_invalid_configuration_is_refused() -> None:
         Recommender(recency=-1)
     with pytest.raises(ValueError):
         Recommender(not_a_parameter=1)
+
+
+# ---------------------------------------------------------------- fit-time kernels
+
+
+@pytest.mark.parametrize("per_row", [0, 256])
+def test_pair_counts_adds_up_duplicates_like_scipy(monkeypatch, per_row) -> None:
+    """The numba Gram builder that replaced ``csr_matrix((v, (r, c)))`` (its row sort was
+    the largest cost of ingesting ml-100k): same sums, sorted indices, sparse and dense rows;
+    ``per_row=0`` sends every case through the kernel."""
+    import scipy.sparse as sp
+
+    from trustfeed.recommend import _history
+    from trustfeed.recommend._history import pair_counts
+
+    monkeypatch.setattr(_history, "_KERNEL_PER_ROW", per_row)
+    rng = np.random.default_rng(0)
+    for n, m in ((1, 0), (7, 60), (7, 5_000), (300, 100_000), (5_000, 2_000)):
+        rows = rng.integers(0, n, m).astype(np.int32)
+        cols = rng.integers(0, n, m).astype(np.int32)
+        vals = rng.random(m).astype(np.float32)
+        got = pair_counts(rows, cols, vals, n)
+        want = sp.csr_matrix((vals.astype(np.float64), (rows, cols)), shape=(n, n))
+        assert got.shape == (n, n) and got.dtype == np.float32
+        assert got.has_sorted_indices and got.nnz == want.nnz
+        np.testing.assert_allclose(got.toarray(), want.toarray(), rtol=1e-6)
+
+
+def test_ease_dense_in_place_matches_the_closed_form() -> None:
+    from trustfeed.recommend._itemitem import _ease_dense
+
+    rng = np.random.default_rng(1)
+    x = (rng.random((300, 900)) < 0.05).astype(np.float32)
+    gram = x @ x.T
+    p = np.linalg.inv(gram.astype(np.float64) + 20.0 * np.eye(300))
+    want = -p / np.diag(p)[None, :]
+    np.fill_diagonal(want, 0.0)
+    got = _ease_dense(gram.copy(), 20.0)
+    np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
+
+
+def test_ann_embeddings_are_solved_on_first_use_and_equal_eager_ones(world) -> None:
+    """fit skips the eigen-solve when nothing scores with it (ANN weight 0, no ranker);
+    reasons, save and the properties still see the embeddings of the last refresh."""
+    from trustfeed.recommend._sources import item_embeddings
+
+    implicit = world.interactions[["user_id", "item_id", "timestamp"]]
+    rec = Recommender(seed=3).fit(implicit)
+    assert rec.ranker is None and rec._ann_gram is not None
+    gram = rec._gram
+    rec.recommend(implicit["user_id"].unique()[:5], k=10)
+    assert rec._ann_gram is not None  # plain recommend did not need it
+    user = int(implicit["user_id"].iloc[0])
+    rec.partial_fit(_events(user, [int(implicit["item_id"].iloc[1])], 1e12))
+    rec.refresh_pending_counts()  # new counts: the pending solve uses the old ones
+    want = item_embeddings(gram, rec.config.embedding_dim, 3, rec.config.max_dense_items)
+    np.testing.assert_array_equal(rec.embeddings, want)
+    _, _, reasons = rec.recommend_with_reasons(user, k=5)
+    assert all(reasons)
+
+
+def test_embeddings_past_the_dense_head_use_the_nystrom_extension(world) -> None:
+    from trustfeed.recommend._sources import item_embeddings
+
+    rec = Recommender(seed=2, embedding_dim=0).fit(world.interactions)
+    gram = rec._gram
+    n = gram.shape[0]
+    full = item_embeddings(gram, 8, 0)
+    split = item_embeddings(gram, 8, 0, max_items=n // 2)
+    assert full.shape == split.shape == (n, 8)
+    assert np.isfinite(split).all()
+    np.testing.assert_array_equal(item_embeddings(gram, 8, 0, max_items=n), full)

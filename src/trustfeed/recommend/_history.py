@@ -208,3 +208,78 @@ def push_with_pairs(
         users.astype(np.int64), items.astype(np.int64), weights.astype(np.float32),
         times.astype(np.float64), int(window), float(proximity),
     )  # fmt: skip
+
+
+#: Triples per item row from which :func:`pair_counts` uses its kernel.
+_KERNEL_PER_ROW = 256
+
+
+def pair_counts(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> sp.csr_matrix:
+    """The ``n × n`` CSR sum of (row, col, value) triples, duplicates added up.
+
+    ``csr_matrix((vals, (rows, cols)))`` sorts every row's raw triples to merge
+    duplicates; a proximity window yields ~``2 · window`` triples per event, so that
+    sort was the largest cost of ingesting ml-100k. Here duplicates merge through a
+    dense row accumulator (float64) and only each row's distinct columns are sorted.
+    That pays from a few hundred triples per row (ml-100k's fit: 4,100 a row, 0.08 s
+    against 0.28 s); a stream batch has far fewer (10k events over 5k items: 120 a row,
+    22 ms against 18 ms) and a single event's O(n) passes would dominate, so below
+    :data:`_KERNEL_PER_ROW` scipy's path is kept.
+    """
+    if len(rows) < _KERNEL_PER_ROW * n:
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
+    # No index up-cast: at a million events the triples are tens of millions long.
+    indptr, indices, data = _sum_by_row(rows, cols, vals.astype(np.float32, copy=False), int(n))
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_by_row(rows, cols, vals, n):  # pragma: no cover - numba
+    starts = np.zeros(n + 1, np.int64)
+    for j in range(len(rows)):
+        starts[rows[j] + 1] += 1
+    for r in range(n):
+        starts[r + 1] += starts[r]
+    by_row_cols = np.empty(len(rows), np.int32)  # the triples bucketed by row
+    by_row_vals = np.empty(len(rows), np.float32)
+    fill = starts[:-1].copy()
+    for j in range(len(rows)):
+        p = fill[rows[j]]
+        by_row_cols[p] = cols[j]
+        by_row_vals[p] = vals[j]
+        fill[rows[j]] = p + 1
+    mark = np.full(n, -1, np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    for r in range(n):
+        distinct = 0
+        for p in range(starts[r], starts[r + 1]):
+            c = by_row_cols[p]
+            if mark[c] != r:
+                mark[c] = r
+                distinct += 1
+        indptr[r + 1] = indptr[r] + distinct
+    indices = np.empty(indptr[n], np.int32)
+    data = np.empty(indptr[n], np.float32)
+    acc = np.zeros(n, np.float64)
+    mark[:] = -1
+    for r in range(n):
+        lo = m = indptr[r]
+        for p in range(starts[r], starts[r + 1]):
+            c = by_row_cols[p]
+            if mark[c] != r:
+                mark[c] = r
+                acc[c] = 0.0
+                indices[m] = c
+                m += 1
+            acc[c] += by_row_vals[p]
+        if (m - lo) * 16 < n:
+            indices[lo:m].sort()
+        else:  # a dense row: collect its columns in order instead of sorting them
+            m = lo
+            for c in range(n):
+                if mark[c] == r:
+                    indices[m] = c
+                    m += 1
+        for q in range(lo, m):
+            data[q] = acc[indices[q]]
+    return indptr, indices, data

@@ -30,7 +30,12 @@ import scipy.sparse as sp
 from trustfeed.data import validate_interactions
 from trustfeed.recommend._base import PAD, NotFittedError, RecommendError
 from trustfeed.recommend._config import RecommenderConfig
-from trustfeed.recommend._history import RecentPositives, SeenPairs, push_with_pairs
+from trustfeed.recommend._history import (
+    RecentPositives,
+    SeenPairs,
+    pair_counts,
+    push_with_pairs,
+)
 from trustfeed.recommend._itemitem import item_weights
 from trustfeed.recommend._ranker import MultiTaskRanker
 from trustfeed.recommend._reasons import Reason
@@ -110,8 +115,9 @@ class Recommender:
         # Model, rebuilt by ``refresh``.
         self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
         self.transitions = sp.csr_matrix((0, 0), dtype=np.float32)
-        self.embeddings = np.zeros((0, 0), np.float32)
-        self.ann: AnnIndex | None = None
+        self._embeddings = np.zeros((0, 0), np.float32)
+        self._ann: AnnIndex | None = None
+        self._ann_gram: sp.csr_matrix | None = None  # counts the ANN is still to be solved from
         self.model_ids = np.zeros(0, np.int64)
         self.ranker: MultiTaskRanker | None = None
         self.fitted = False
@@ -169,7 +175,7 @@ class Recommender:
             window=self.config.window, proximity=self.config.proximity,
         )  # fmt: skip
         n = self.items.n_rows
-        self._pairs.append(sp.csr_matrix((vals, (rows, cols)), shape=(n, n)))
+        self._pairs.append(pair_counts(rows, cols, vals, n))
         self._pairs.append(sp.csr_matrix((weight[pos], (items[pos], items[pos])), shape=(n, n)))
         has_prev = prev >= 0
         self._moves.append(np.stack([prev[has_prev], items[pos][has_prev]], axis=1))
@@ -232,7 +238,12 @@ class Recommender:
         self.blocked[rows] = blocked
 
     def refresh(self) -> Self:
-        """Re-solve item-item weights, transitions and ANN embeddings from the counts."""
+        """Re-solve item-item weights, transitions and ANN embeddings from the counts.
+
+        The embeddings (an eigen-solve, a third of ml-100k's fit) are solved on first
+        use: scores that blend them in, the ranker, reasons, ``save``.
+        """
+        self._ann_gram = None
         self.refresh_pending_counts()
         n = self.items.n_rows
         moves = self._moves_total
@@ -242,15 +253,46 @@ class Recommender:
                 self._gram, l2=c.l2, neighbors=c.neighbors, max_dense=c.max_dense_items
             )
             self.transitions = transition_matrix(moves[:, 0], moves[:, 1], n)
+        self._embeddings, self._ann = np.zeros((n, 0), np.float32), None
         if c.embedding_dim and n > 2 and self._gram.nnz:
-            self.embeddings = item_embeddings(self._gram, c.embedding_dim, self.seed)
-            self.ann = AnnIndex.build(self.embeddings)
-        else:
-            self.embeddings, self.ann = np.zeros((n, 0), np.float32), None
+            self._ann_gram = self._gram
         self.model_ids = np.full(n, _NO_ID, np.int64)
         self.model_ids[self.items.live_rows()] = self.items.live_ids()
         self.fitted = True
         return self
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """Spectral item embeddings (items × ``embedding_dim``) as of the last ``refresh``."""
+        self._solve_ann()
+        return self._embeddings
+
+    @embeddings.setter
+    def embeddings(self, vectors: np.ndarray) -> None:
+        self._embeddings, self._ann_gram = vectors, None
+
+    @property
+    def ann(self) -> AnnIndex | None:
+        """The ANN index over :attr:`embeddings` (``None`` without embeddings)."""
+        self._solve_ann()
+        return self._ann
+
+    @ann.setter
+    def ann(self, index: AnnIndex | None) -> None:
+        self._ann, self._ann_gram = index, None
+
+    def _solve_ann(self) -> None:
+        gram, self._ann_gram = self._ann_gram, None
+        if gram is not None:
+            c = self.config
+            self._embeddings = item_embeddings(gram, c.embedding_dim, self.seed, c.max_dense_items)
+            self._ann = AnnIndex.build(self._embeddings)
+
+    def _needs_ann(self, reasons: bool) -> bool:
+        """Whether scoring reads the ANN source (with weight 0 and no ranker it adds 0)."""
+        c = self.config
+        wanted = reasons or c.ann_weight > 0 or self.ranker is not None
+        return bool(c.ann_candidates) and wanted
 
     # ------------------------------------------------------------------ serving
     def recommend(
@@ -266,7 +308,7 @@ class Recommender:
         out = np.full((len(ids), k), PAD, np.int64)
         for start in range(0, len(ids), _BATCH):
             rows = self.users.rows(ids[start : start + _BATCH])
-            chosen, _, _ = self._feed(rows, k, exclude_seen)
+            chosen, _, _ = self._feed(rows, k, exclude_seen, reasons=False)
             out[start : start + _BATCH] = self._to_ids(chosen)
         return out
 
@@ -276,7 +318,7 @@ class Recommender:
         """(item ids, scores, reasons per item) for one user: "why am I seeing this"."""
         self._check_ready(k)
         rows = self.users.rows(_as_ids([user_id]))
-        chosen, scores, parts = self._feed(rows, k, exclude_seen)
+        chosen, scores, parts = self._feed(rows, k, exclude_seen, reasons=True)
         items = chosen[0]
         reasons = [self._reasons(rows[0], int(r), parts) if r >= 0 else [] for r in items]
         return self._to_ids(chosen)[0], scores[0], reasons
@@ -311,7 +353,7 @@ class Recommender:
         recent = self.stats.first_seen[:n] >= self.stats.clock - c.fresh_window_s
         return recent & (self.stats.views[:n] < c.fresh_max_views)
 
-    def _parts(self, user_rows: np.ndarray) -> dict[str, Any]:
+    def _parts(self, user_rows: np.ndarray, with_ann: bool = True) -> dict[str, Any]:
         """Per-source scores (users × item rows) and the profile behind them."""
         n_all = self.items.n_rows
         n_model = self.weights.shape[0]
@@ -328,9 +370,10 @@ class Recommender:
             has = last >= 0
             if has.any() and self.config.transition > 0:
                 trans[has, :n_model] = self.transitions[last[has]].toarray()
-        if self.ann is not None and self.config.ann_candidates:
-            queries = prof @ self.embeddings
-            sims, found = self.ann.search(queries, self.config.ann_candidates)
+        index = self.ann if with_ann and self.config.ann_candidates else None
+        if index is not None:
+            queries = prof @ self._embeddings
+            sims, found = index.search(queries, self.config.ann_candidates)
             active = np.asarray(prof.sum(axis=1)).ravel() > 0
             r, c = np.nonzero((found >= 0) & active[:, None])
             ann[r, found[r, c]] = sims[r, c] / np.maximum(np.abs(sims[r, :1]).ravel(), 1e-9)
@@ -368,9 +411,9 @@ class Recommender:
         return score + 1e-4 * parts["popular"][None, :]
 
     def _feed(
-        self, user_rows: np.ndarray, k: int, exclude_seen: bool
+        self, user_rows: np.ndarray, k: int, exclude_seen: bool, *, reasons: bool
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        parts = self._parts(user_rows)
+        parts = self._parts(user_rows, with_ann=self._needs_ann(reasons))
         score = self._blend(parts).astype(np.float64)
         score[:, ~self._eligible()] = -np.inf
         if exclude_seen:
@@ -542,6 +585,8 @@ class Recommender:
 
     def refresh_pending_counts(self) -> None:
         """Fold counts gathered since the last refresh into the Gram matrix (no re-solve)."""
+        if self._pairs and self._ann_gram is not None:
+            self._solve_ann()  # a pending snapshot would keep the old counts alive
         n = self.items.n_rows
         gram = _resized(self._gram, n)
         for part in self._pairs:
