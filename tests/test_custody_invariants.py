@@ -328,3 +328,36 @@ def test_erasure_shreds_the_user_and_the_ledger_still_verifies(custody, database
     custody.ledger.checkpoint()
     report = audit_store(database_url, [VERIFIER], trusted_checkpoint=trusted)
     assert report.entries == custody.ledger.size() and report.uncovered == 0
+
+
+def test_erasure_removes_the_user_from_the_model_through_their_pseudonym(custody) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from trustfeed.recommend import Recommender
+
+    rng = np.random.default_rng(3)
+    users = np.array([ALICE, *[f"user-{i}" for i in range(40)]])
+    raw = pd.DataFrame(
+        {
+            "user_id": rng.choice(users, 3_000),
+            "item_id": rng.integers(0, 120, 3_000).astype(str),
+            "timestamp": np.arange(3_000, dtype=float),
+            "event": "like",
+            "precise_location": "52.52,13.40",  # restricted: must not reach the trainer
+        }
+    )
+    batch = custody.pseudonyms.events(raw, residency=DOMESTIC)
+    assert "precise_location" not in batch.frame and ALICE not in batch.frame.to_csv()
+    model = Recommender(seed=1).fit(batch.frame)
+    alice = custody.pseudonyms.user(ALICE)
+    assert alice in model.users
+    _store(custody, "m1", DataClass.MESSAGES, SECRET)
+    subject = Principal(ALICE, Role.USER, DOMESTIC)
+    custody.vault.erase(
+        user_request(subject, Action.ERASE, owner=ALICE, residency=DOMESTIC, purpose="erasure")
+    )
+    assert model.forget_users([alice]) == 1  # what the service does on an erasure record
+    assert alice not in model.users
+    stranger = custody.pseudonyms.user("never-seen")
+    np.testing.assert_array_equal(model.recommend([alice], k=10), model.recommend([stranger], k=10))

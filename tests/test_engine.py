@@ -3,8 +3,6 @@ re-ranking and reasons."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,20 +33,30 @@ def _events(user: int, items: list[int], start: float) -> pd.DataFrame:
     )
 
 
-def test_event_changes_next_recommendation_within_a_second(world) -> None:
+def test_event_changes_the_very_next_recommendation(world) -> None:
+    # The 1 s freshness target is measured by `trustfeed bench online`, never asserted here.
     rec = Recommender(seed=1).fit(world.interactions, items=world.items)
     user = int(world.interactions["user_id"].iloc[0])
     before = rec.recommend([user], k=10)[0]
     # Engage with items of another topic than the user's top one.
     other = world.items.loc[world.items["topic"] != world.users.loc[user, "top_topic"]]
     picks = other["item_id"].to_numpy()[:5].tolist()
-    t0 = time.perf_counter()
     rec.partial_fit(_events(user, picks, float(world.interactions["timestamp"].max()) + 1))
     after = rec.recommend([user], k=10)[0]
-    elapsed = time.perf_counter() - t0
     assert not np.array_equal(before, after)
     assert not set(picks) & set(after.tolist())  # engaged items are now seen
-    assert elapsed < 1.0
+
+
+def test_forgotten_users_are_served_as_strangers(world) -> None:
+    rec = Recommender(seed=1).fit(world.interactions, items=world.items)
+    user, stranger = int(world.interactions["user_id"].iloc[0]), 10**12
+    assert not np.array_equal(rec.recommend([user], k=10), rec.recommend([stranger], k=10))
+    assert rec.forget_users([user, 424242]) == 1
+    assert user not in rec.users
+    np.testing.assert_array_equal(rec.recommend([user], k=10), rec.recommend([stranger], k=10))
+    _items, _, reasons = rec.recommend_with_reasons(user, k=5)
+    assert {r.source for rs in reasons for r in rs} <= {"trending", "popular", "fresh"}
+    assert rec.forget_users([user]) == 0  # already gone; nothing else changes
 
 
 def test_new_user_gets_cold_start_feed_and_then_personal_one(fitted, world) -> None:

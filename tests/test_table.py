@@ -371,3 +371,14 @@ def test_expiring_half_of_a_large_table_keeps_the_rest_intact():
     np.testing.assert_array_equal(table.rows(ids), np.where(old, -1, rows))
     again = table.observe(ids, 100.0)
     assert len(set(again.tolist())) == len(ids) and table.n_rows == len(ids)
+
+
+def test_remove_forgets_admitted_and_pending_ids_and_reuses_their_rows() -> None:
+    table = CollisionlessTable(0, admit_after=2)
+    table.observe([1, 1, 2, 2, 3], [0.0, 1.0, 2.0, 3.0, 4.0])  # 1 and 2 admitted, 3 pending
+    rows, ids = table.remove([2, 3, 99])
+    assert ids.tolist() == [2] and rows.tolist() == [1]
+    assert 2 not in table and 3 not in table and 1 in table
+    assert table.observed_counts([2, 3]).tolist() == [0, 0]
+    table.observe([4, 4], [5.0, 6.0])
+    assert table.rows([4]).tolist() == [1]  # the freed row is reused

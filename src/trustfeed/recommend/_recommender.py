@@ -197,11 +197,26 @@ class Recommender:
             return
         freed_users, _ = self.users.expire(now)
         freed_items, _ = self.items.expire(now)
-        self.recent.clear(freed_users)
-        self.seen.remove_users(freed_users)
-        self.follows.remove_users(freed_users)
+        self._clear_user_rows(freed_users)
         self.seen.remove_items(freed_items)
         self.stats.reset(freed_items)
+
+    def _clear_user_rows(self, rows: np.ndarray) -> None:
+        self.recent.clear(rows)
+        self.seen.remove_users(rows)
+        self.follows.remove_users(rows)
+
+    def forget_users(self, user_ids: npt.ArrayLike) -> int:
+        """Remove these users from the live model now (erasure); return how many were known.
+
+        Their row, recent history, seen set and follows go at once, so their
+        next request is served as a stranger's. What they contributed to the
+        item-item counts is aggregated with everyone else's; the next full
+        ``fit`` on the (erasure-filtered) training stream rebuilds it without them.
+        """
+        rows, _ = self.users.remove(_as_ids(user_ids))
+        self._clear_user_rows(rows)
+        return len(rows)
 
     def set_items(self, items: pd.DataFrame) -> None:
         """Attach item metadata (``creator_id``, ``topic``); unknown ids are admitted."""

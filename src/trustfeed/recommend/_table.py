@@ -398,24 +398,39 @@ class CollisionlessTable:
             raise TableInputError(f"now must be a finite number, got {now!r}")
         if self.expire_after is None:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        n, st = int(self._state[_NROWS]), self._state
-        stale = self._row_live[:n] & ((now - self._row_last[:n]) > self.expire_after)
-        rows = np.flatnonzero(stale)
-        ids = self._row_id[rows]
-        np_ = int(st[_NPEND])
-        pstale = np.flatnonzero(
+        n, np_ = int(self._state[_NROWS]), int(self._state[_NPEND])
+        rows = np.flatnonzero(self._row_live[:n] & ((now - self._row_last[:n]) > self.expire_after))
+        pending = np.flatnonzero(
             self._pend_live[:np_] & ((now - self._pend_last[:np_]) > self.expire_after)
         )
-        removed = _delete(self._slots, np.concatenate([ids, self._pend_id[pstale]]))
+        return self._free(rows, pending)
+
+    def remove(self, ids: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Forget these ids now (admitted or pending), e.g. a user's erasure.
+
+        Returns ``(rows, ids)`` of the freed admitted rows, like :meth:`expire`;
+        unknown ids are ignored.
+        """
+        keys = np.unique(_as_ids(ids))
+        val = np.empty(len(keys), np.int64)
+        _find(self._slots, keys, val)
+        rows = np.sort(val[val >= 0])
+        pending = np.sort(-val[(val < 0) & (val != _EMPTY)] - 1)
+        return self._free(rows, pending)
+
+    def _free(self, rows: np.ndarray, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        st = self._state
+        ids = self._row_id[rows]
+        removed = _delete(self._slots, np.concatenate([ids, self._pend_id[pending]]))
         st[_USED] -= removed
         self._row_live[rows] = False
         self._row_count[rows] = 0
         self._free_rows[st[_NFREE] : st[_NFREE] + len(rows)] = rows[::-1]  # lowest reused first
         st[_NFREE] += len(rows)
-        self._pend_live[pstale] = False
-        self._pend_count[pstale] = 0
-        self._pend_free[st[_NPFREE] : st[_NPFREE] + len(pstale)] = pstale[::-1]
-        st[_NPFREE] += len(pstale)
+        self._pend_live[pending] = False
+        self._pend_count[pending] = 0
+        self._pend_free[st[_NPFREE] : st[_NPFREE] + len(pending)] = pending[::-1]
+        st[_NPFREE] += len(pending)
         return rows.astype(np.int64), ids
 
     # ---------------------------------------------------------------- lookups
