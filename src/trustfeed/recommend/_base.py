@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -128,4 +128,29 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     best_scores = np.take_along_axis(part_scores, order, axis=1)
     out = np.full((n_rows, k), PAD, dtype=np.int64)
     out[:, :kk] = np.where(np.isfinite(best_scores), best, PAD)
+    return out
+
+
+def unit_scaled(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values[rows, cols]`` min-max scaled to [0, 1] within each row."""
+    pool = np.full(values.shape, np.nan)
+    pool[rows, cols] = values[rows, cols]
+    lo = np.nanmin(pool, axis=1, initial=np.inf, where=~np.isnan(pool))
+    hi = np.nanmax(pool, axis=1, initial=-np.inf, where=~np.isnan(pool))
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (values[rows, cols] - lo[rows]) / span[rows]
+
+
+def grown(arr: np.ndarray, n: int, fill: Any) -> np.ndarray:
+    if len(arr) >= n:
+        return arr
+    return np.concatenate([arr, np.full(n - len(arr), fill, dtype=arr.dtype)])
+
+
+def resized(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    m = m.tocsr()
+    if m.shape == (n, n):
+        return m
+    out = m.copy()
+    out.resize((n, n))
     return out

@@ -18,7 +18,6 @@ creator/topic caps and the exploration share.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,7 +27,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from trustfeed.data import validate_interactions
-from trustfeed.recommend._base import PAD, NotFittedError, RecommendError
+from trustfeed.recommend._base import (
+    PAD,
+    NotFittedError,
+    RecommendError,
+    grown,
+    resized,
+    unit_scaled,
+)
 from trustfeed.recommend._config import RecommenderConfig
 from trustfeed.recommend._history import (
     RecentPositives,
@@ -37,10 +43,17 @@ from trustfeed.recommend._history import (
     push_with_pairs,
 )
 from trustfeed.recommend._itemitem import item_weights
+from trustfeed.recommend._persist import load_state, save_state
 from trustfeed.recommend._ranker import MultiTaskRanker
 from trustfeed.recommend._reasons import Reason
 from trustfeed.recommend._rerank import rerank
-from trustfeed.recommend._signals import ItemStats, event_weights, negative_mask
+from trustfeed.recommend._signals import (
+    ItemStats,
+    event_weights,
+    has_task_labels,
+    negative_mask,
+    task_labels,
+)
 from trustfeed.recommend._sources import (
     AnnIndex,
     item_embeddings,
@@ -49,7 +62,6 @@ from trustfeed.recommend._sources import (
 )
 from trustfeed.recommend._table import CollisionlessTable
 
-FORMAT_VERSION = 1
 _NO_ID = np.iinfo(np.int64).min
 _BATCH = 512
 _RANKER_POOL = 200  # candidates the multi-task ranker re-scores per user
@@ -133,7 +145,7 @@ class Recommender:
         self._reset()
         if items is not None:
             self.set_items(items)
-        if self.config.train_ranker and _has_task_labels(events) and len(events) >= 200:
+        if self.config.train_ranker and has_task_labels(events) and len(events) >= 200:
             cut = int(len(events) * 0.85)
             self._ingest(events.iloc[:cut])
             self.refresh()
@@ -242,14 +254,14 @@ class Recommender:
             for n in names:
                 remap.setdefault(str(n), len(remap))
             self.topic_names = list(remap)
-            self.topic = _grown(self.topic, self.items.n_rows, -1)
+            self.topic = grown(self.topic, self.items.n_rows, -1)
             self.topic[rows] = np.array([remap[str(n)] for n in names], np.int64)[codes]
 
     def set_blocked(self, item_ids: npt.ArrayLike, blocked: bool = True) -> None:
         """Mark items (in)eligible: blocked items are never returned."""
         rows = self.items.rows(np.asarray(item_ids, np.int64))
         rows = rows[rows >= 0]
-        self.blocked = _grown(self.blocked, self.items.n_rows, False)
+        self.blocked = grown(self.blocked, self.items.n_rows, False)
         self.blocked[rows] = blocked
 
     def refresh(self) -> Self:
@@ -360,7 +372,7 @@ class Recommender:
         in_model = np.zeros(n, bool)
         in_model[:m] = self.model_ids[:m] == np.where(ok[:m], _row_ids(self.items, m), _NO_ID)
         fresh = self._fresh_mask(n)
-        return ok & (in_model | fresh) & ~_grown(self.blocked, n, False)[:n]
+        return ok & (in_model | fresh) & ~grown(self.blocked, n, False)[:n]
 
     def _fresh_mask(self, n: int) -> np.ndarray:
         self.stats._ensure(n)
@@ -403,7 +415,7 @@ class Recommender:
         views = (
             self.stats.views[:n_all]
             if len(self.stats.views) >= n_all
-            else _grown(self.stats.views, n_all, 0.0)
+            else grown(self.stats.views, n_all, 0.0)
         )
         return {
             "profile": prof, "recent_items": items, "item2item": i2i, "transition": trans,
@@ -440,8 +452,8 @@ class Recommender:
         fresh = self._fresh_mask(score.shape[1]) & np.isfinite(score).any(axis=0)
         chosen, chosen_scores = rerank(
             score, k,
-            creator=_grown(self.stats.creator, score.shape[1], -1)[: score.shape[1]],
-            topic=_grown(self.topic, score.shape[1], -1)[: score.shape[1]],
+            creator=grown(self.stats.creator, score.shape[1], -1)[: score.shape[1]],
+            topic=grown(self.topic, score.shape[1], -1)[: score.shape[1]],
             creator_cap=self.config.creator_cap, topic_cap=self.config.topic_cap,
             explore=fresh, explore_share=self.config.explore_share,
             order=self.stats.first_seen[: score.shape[1]],
@@ -486,7 +498,7 @@ class Recommender:
             learned = np.full(score.shape, np.nan)
             learned[r, c] = self.ranker.score(feats)
             w = self.config.ranker_weight
-            ranked[r, c] = (1 - w) * _unit(score, r, c) + w * _unit(learned, r, c)
+            ranked[r, c] = (1 - w) * unit_scaled(score, r, c) + w * unit_scaled(learned, r, c)
         return ranked
 
     def _train_ranker(self, impressions: pd.DataFrame) -> MultiTaskRanker | None:
@@ -508,7 +520,7 @@ class Recommender:
         x = np.zeros((len(frame), len(_FEATURES)), np.float32)
         for idx, f in feats:
             x[idx] = f
-        labels = _task_labels(frame, self.config.positive_watch_ratio)
+        labels = task_labels(frame, self.config.positive_watch_ratio)
         ranker = MultiTaskRanker(seed=self.seed, feature_names=list(_FEATURES))
         try:
             return ranker.fit(x, labels)
@@ -561,51 +573,16 @@ class Recommender:
         """Write the whole state to the directory ``path`` (npz + JSON, no pickle)."""
         if not self.fitted:
             raise NotFittedError("call fit() before save()")
-        self.refresh_pending_counts()
-        self.seen.compact()
-        self.follows.compact()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.users.save(path / "users.npz")
-        self.items.save(path / "items.npz")
-        arrays: dict[str, np.ndarray] = {
-            "model_ids": self.model_ids, "embeddings": self.embeddings, "topic": self.topic,
-            "blocked": self.blocked, "moves": self._moves_total,
-        }  # fmt: skip
-        arrays |= {f"recent_{k}": v for k, v in self.recent.state().items()}
-        arrays |= {f"stats_{k}": v for k, v in self.stats.state().items()}
-        for name, m in (
-            ("gram", self._gram),
-            ("weights", self.weights),
-            ("transitions", self.transitions),
-            ("seen", self.seen.base),
-            ("follows", self.follows.base),
-        ):
-            m = m.tocsr()
-            arrays |= {
-                f"{name}_data": m.data,
-                f"{name}_indices": m.indices,
-                f"{name}_indptr": m.indptr,
-                f"{name}_shape": np.array(m.shape),
-            }
-        np.savez(path / "state.npz", **arrays)  # type: ignore[arg-type]
-        if self.ranker is not None:
-            self.ranker.save(path / "ranker.npz")
-        header = {
-            "format": "trustfeed.Recommender", "version": FORMAT_VERSION, "seed": self.seed,
-            "config": self.config.model_dump(), "topic_names": self.topic_names,
-            "has_ranker": self.ranker is not None,
-        }  # fmt: skip
-        (path / "recommender.json").write_text(json.dumps(header, indent=2))
+        save_state(self, Path(path))
 
     def refresh_pending_counts(self) -> None:
         """Fold counts gathered since the last refresh into the Gram matrix (no re-solve)."""
         if self._pairs and self._ann_gram is not None:
             self._solve_ann()  # a pending snapshot would keep the old counts alive
         n = self.items.n_rows
-        gram = _resized(self._gram, n)
+        gram = resized(self._gram, n)
         for part in self._pairs:
-            gram = gram + _resized(part, n)
+            gram = gram + resized(part, n)
         self._gram, self._pairs = gram.tocsr(), []
         if self._moves:
             self._moves_total = np.concatenate([self._moves_total, *self._moves])
@@ -613,56 +590,8 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        try:
-            header = json.loads((path / "recommender.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise RecommendError(f"{path}: not a saved Recommender ({exc})") from exc
-        if (
-            header.get("format") != "trustfeed.Recommender"
-            or header.get("version") != FORMAT_VERSION
-        ):
-            raise RecommendError(
-                f"{path}: unknown format {header.get('format')!r} v{header.get('version')!r}"
-            )
-        rec = cls(seed=header["seed"], **header["config"])
-        rec.users = CollisionlessTable.load(path / "users.npz")
-        rec.items = CollisionlessTable.load(path / "items.npz")
-        with np.load(path / "state.npz", allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-        rec.model_ids, rec.embeddings, rec.topic = a["model_ids"], a["embeddings"], a["topic"]
-        rec.blocked, rec._moves_total = a["blocked"], a["moves"]
-        rec.recent = RecentPositives.from_state(
-            rec.recent.size, {k[7:]: v for k, v in a.items() if k.startswith("recent_")}
-        )
-        rec.stats = ItemStats.from_state(
-            rec.config.trending_half_life_s,
-            {k[6:]: v for k, v in a.items() if k.startswith("stats_")},
-        )
-        mats = {}
-        for name in ("gram", "weights", "transitions", "seen", "follows"):
-            mats[name] = sp.csr_matrix(
-                (a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]),
-                shape=tuple(a[f"{name}_shape"]),
-            )
-        rec._gram, rec.weights, rec.transitions = mats["gram"], mats["weights"], mats["transitions"]
-        rec.seen.base, rec.follows.base = mats["seen"], mats["follows"]
-        rec.topic_names = list(header["topic_names"])
-        rec.ann = AnnIndex.build(rec.embeddings) if rec.embeddings.shape[1] else None
-        if header["has_ranker"]:
-            rec.ranker = MultiTaskRanker.load(path / "ranker.npz")
-        rec.fitted = True
-        return rec
-
-
-def _unit(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``values[rows, cols]`` min-max scaled to [0, 1] within each row."""
-    pool = np.full(values.shape, np.nan)
-    pool[rows, cols] = values[rows, cols]
-    lo = np.nanmin(pool, axis=1, initial=np.inf, where=~np.isnan(pool))
-    hi = np.nanmax(pool, axis=1, initial=-np.inf, where=~np.isnan(pool))
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return (values[rows, cols] - lo[rows]) / span[rows]
+        """A Recommender saved by :meth:`save`; a clear RecommendError for anything else."""
+        return load_state(cls, Path(path))
 
 
 def _as_ids(user_ids: npt.ArrayLike) -> np.ndarray:
@@ -678,48 +607,3 @@ def _row_ids(table: CollisionlessTable, n: int) -> np.ndarray:
     live = live[live < n]
     ids[live] = table.ids_at(live)
     return ids
-
-
-def _grown(arr: np.ndarray, n: int, fill: Any) -> np.ndarray:
-    if len(arr) >= n:
-        return arr
-    return np.concatenate([arr, np.full(n - len(arr), fill, dtype=arr.dtype)])
-
-
-def _resized(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    m = m.tocsr()
-    if m.shape == (n, n):
-        return m
-    out = m.copy()
-    out.resize((n, n))
-    return out
-
-
-def _has_task_labels(events: pd.DataFrame) -> bool:
-    if (
-        "event" in events
-        and events["event"].astype(str).isin(["like", "share", "skip", "hate"]).any()
-    ):
-        return True
-    return "watch_ms" in events and "duration_ms" in events
-
-
-def _task_labels(frame: pd.DataFrame, positive_watch_ratio: float) -> dict[str, np.ndarray]:
-    """Per-impression labels: long view, watch ratio, like, share, negative feedback."""
-    kind = (
-        frame["event"].astype(str).to_numpy() if "event" in frame else np.full(len(frame), "view")
-    )
-    labels = {
-        "like": (kind == "like").astype(np.float32),
-        "share": (kind == "share").astype(np.float32),
-        "negative": np.isin(kind, ["skip", "hate"]).astype(np.float32),
-    }
-    if "watch_ms" in frame and "duration_ms" in frame:
-        from trustfeed.recommend._signals import _watch_ratio
-
-        ratio = _watch_ratio(frame)
-        labels["watch_ratio"] = ratio.astype(np.float32)
-        labels["long_view"] = np.where(
-            np.isnan(ratio), np.nan, ratio >= positive_watch_ratio
-        ).astype(np.float32)
-    return labels

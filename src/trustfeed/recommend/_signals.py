@@ -132,3 +132,32 @@ class ItemStats:
             setattr(stats, name, state[name])
         stats.clock = float(state["clock"][0])
         return stats
+
+
+def has_task_labels(events: pd.DataFrame) -> bool:
+    """Whether the events carry anything the multi-task ranker can learn from."""
+    if (
+        "event" in events
+        and events["event"].astype(str).isin(["like", "share", "skip", "hate"]).any()
+    ):
+        return True
+    return "watch_ms" in events and "duration_ms" in events
+
+
+def task_labels(frame: pd.DataFrame, positive_watch_ratio: float) -> dict[str, np.ndarray]:
+    """Per-impression labels: long view, watch ratio, like, share, negative feedback."""
+    kind = (
+        frame["event"].astype(str).to_numpy() if "event" in frame else np.full(len(frame), "view")
+    )
+    labels = {
+        "like": (kind == "like").astype(np.float32),
+        "share": (kind == "share").astype(np.float32),
+        "negative": np.isin(kind, ["skip", "hate"]).astype(np.float32),
+    }
+    if "watch_ms" in frame and "duration_ms" in frame:
+        ratio = _watch_ratio(frame)
+        labels["watch_ratio"] = ratio.astype(np.float32)
+        labels["long_view"] = np.where(
+            np.isnan(ratio), np.nan, ratio >= positive_watch_ratio
+        ).astype(np.float32)
+    return labels
