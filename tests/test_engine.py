@@ -96,6 +96,41 @@ def test_blocked_items_are_never_served(fitted, world) -> None:
         fitted.set_blocked(blocked, blocked=False)
 
 
+def test_allow_list_mode_serves_only_items_marked_eligible_even_ones_learned_later(
+    world, tmp_path
+) -> None:
+    rec = Recommender(seed=1, eligible_by_default=False, explore_share=0.2)
+    early = world.interactions.iloc[: len(world.interactions) // 2]
+    rec.fit(early, items=world.items)
+    users = world.users["user_id"].to_numpy()
+    assert (rec.recommend(users, k=10) == -1).all()  # nothing is eligible yet
+    allowed = world.items["item_id"].to_numpy()[::3]
+    rec.set_blocked(allowed, blocked=False)
+    rec.partial_fit(world.interactions.iloc[len(world.interactions) // 2 :])  # new items arrive
+    out = rec.recommend(users, k=10)
+    assert (out >= 0).any() and np.isin(out[out >= 0], allowed).all()
+    rec.set_blocked(allowed[:5])  # a later block wins over the allow
+    assert not np.isin(rec.recommend(users, k=10), allowed[:5]).any()
+    rec.fit(world.interactions, items=world.items)  # eligibility is policy: a refit keeps it
+    out = rec.recommend(users, k=10)
+    assert np.isin(out[out >= 0], allowed[5:]).all()
+    rec.save(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.recommend(users, k=10), rec.recommend(users, k=10))
+
+
+def test_an_item_blocked_before_the_model_knows_it_is_never_served(world) -> None:
+    rec = Recommender(seed=1, explore_share=0.3)
+    rec.fit(world.interactions.iloc[:2_000])
+    unknown = np.setdiff1d(world.items["item_id"], rec.items.live_ids())[:20]
+    assert len(unknown) > 0
+    rec.set_blocked(unknown)  # the gate blocks before the engine has seen them
+    rec.partial_fit(world.interactions.iloc[2_000:], items=world.items)
+    assert np.isin(unknown, rec.items.live_ids()).all()  # now the engine knows them
+    users = world.users["user_id"].to_numpy()
+    assert not np.isin(rec.recommend(users, k=20), unknown).any()
+
+
 def test_creator_cap_limits_each_creator(world) -> None:
     rec = Recommender(seed=1, creator_cap=1).fit(world.interactions, items=world.items)
     creator = dict(zip(world.items["item_id"], world.items["creator_id"], strict=True))

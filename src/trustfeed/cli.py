@@ -11,6 +11,7 @@ from trustfeed.custody._cli import custody_app
 from trustfeed.custody.ledger._cli import audit_app
 from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
+from trustfeed.moderation._cli import moderation_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -21,6 +22,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 app.add_typer(custody_app, name="custody")
 app.add_typer(user_app, name="user")
+app.add_typer(moderation_app, name="moderation")
 app.command()(demo)
 
 

@@ -34,6 +34,11 @@ class RecommenderConfig(BaseModel):
     fresh_max_views: int = Field(50, ge=0, description="…and while it has fewer views.")
     explore_share: float = Field(0.0, ge=0, le=0.5, description="Feed share for fresh items.")
     creator_cap: int = Field(0, ge=0, description="Most items per creator in a feed; 0 = no cap.")
+    eligible_by_default: bool = Field(
+        True,
+        description="False: serve only items marked eligible (set_blocked(ids, False)); "
+        "what a platform with a moderation gate runs.",
+    )
     topic_cap: int = Field(0, ge=0, description="Most items per topic in a feed; 0 = no cap.")
     # Events.
     positive_watch_ratio: float = Field(

@@ -40,7 +40,8 @@ def save_state(rec: Recommender, path: Path) -> None:
     rec.items.save(path / "items.npz")
     arrays: dict[str, np.ndarray] = {
         "model_ids": rec.model_ids, "embeddings": rec.embeddings, "topic": rec.topic,
-        "blocked": rec.blocked, "moves": rec._moves_total,
+        "blocked_ids": rec.blocked_ids, "allowed_ids": rec.allowed_ids,
+        "moves": rec._moves_total,
     }  # fmt: skip
     arrays |= {f"recent_{k}": v for k, v in rec.recent.state().items()}
     arrays |= {f"stats_{k}": v for k, v in rec.stats.state().items()}
@@ -76,7 +77,13 @@ def load_state(cls: type[R], path: Path) -> R:
     with np.load(path / "state.npz", allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
     rec.model_ids, rec.embeddings, rec.topic = a["model_ids"], a["embeddings"], a["topic"]
-    rec.blocked, rec._moves_total = a["blocked"], a["moves"]
+    rec._moves_total = a["moves"]
+    if "blocked_ids" in a:
+        rec.blocked_ids, rec.allowed_ids = a["blocked_ids"], a["allowed_ids"]
+    else:  # saves before eligibility was kept by id: a row mask
+        rows = np.flatnonzero(a["blocked"])
+        rows = rows[np.isin(rows, rec.items.live_rows())]
+        rec.blocked_ids = np.unique(rec.items.ids_at(rows))
     rec.recent = RecentPositives.from_state(
         rec.recent.size, {k[7:]: v for k, v in a.items() if k.startswith("recent_")}
     )

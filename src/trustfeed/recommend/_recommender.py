@@ -92,6 +92,11 @@ class Recommender:
     def __init__(self, seed: int = 42, **params: Any) -> None:
         self.seed = int(seed)
         self.config = RecommenderConfig(**params)
+        # Eligibility is policy, not learned state, so a refit keeps it; it is kept
+        # by item id, not row, because rows are reused after expiry.
+        self.blocked_ids = np.zeros(0, np.int64)  # never served
+        self.allowed_ids = np.zeros(0, np.int64)  # served when not eligible_by_default
+        self._eligibility_version = 0
         self._reset()
 
     @classmethod
@@ -123,7 +128,7 @@ class Recommender:
         self.follows = SeenPairs()  # (user row, creator id) pairs, creator ids as columns
         self.topic = np.zeros(0, np.int64)
         self.topic_names: list[str] = []
-        self.blocked = np.zeros(0, bool)
+        self._eligibility: tuple[int, int, np.ndarray] | None = None  # (version, n, mask)
         # Model, rebuilt by ``refresh``.
         self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
         self.transitions = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -212,6 +217,8 @@ class Recommender:
         self._clear_user_rows(freed_users)
         self.seen.remove_items(freed_items)
         self.stats.reset(freed_items)
+        if len(freed_items):
+            self._eligibility_version += 1  # freed rows will hold other ids
 
     def _clear_user_rows(self, rows: np.ndarray) -> None:
         self.recent.clear(rows)
@@ -258,11 +265,31 @@ class Recommender:
             self.topic[rows] = np.array([remap[str(n)] for n in names], np.int64)[codes]
 
     def set_blocked(self, item_ids: npt.ArrayLike, blocked: bool = True) -> None:
-        """Mark items (in)eligible: blocked items are never returned."""
-        rows = self.items.rows(np.asarray(item_ids, np.int64))
-        rows = rows[rows >= 0]
-        self.blocked = grown(self.blocked, self.items.n_rows, False)
-        self.blocked[rows] = blocked
+        """Mark items (in)eligible by id, known to the model yet or not.
+
+        Blocked items are never returned. ``blocked=False`` lifts a block and,
+        with ``eligible_by_default=False``, is what makes an item servable at all.
+        """
+        ids = np.unique(np.asarray(item_ids, np.int64))
+        if blocked:
+            self.blocked_ids = np.union1d(self.blocked_ids, ids)
+            self.allowed_ids = np.setdiff1d(self.allowed_ids, ids, assume_unique=True)
+        else:
+            self.blocked_ids = np.setdiff1d(self.blocked_ids, ids, assume_unique=True)
+            self.allowed_ids = np.union1d(self.allowed_ids, ids)
+        self._eligibility_version += 1
+
+    def _servable(self, n: int) -> np.ndarray:
+        """Rows whose current id is not blocked (and is allowed, in allow-list mode)."""
+        cached = self._eligibility
+        if cached is not None and cached[:2] == (self._eligibility_version, n):
+            return cached[2]
+        ids = _row_ids(self.items, n)
+        mask = ~np.isin(ids, self.blocked_ids)
+        if not self.config.eligible_by_default:
+            mask &= np.isin(ids, self.allowed_ids)
+        self._eligibility = (self._eligibility_version, n, mask)
+        return mask
 
     def refresh(self) -> Self:
         """Re-solve item-item weights, transitions and ANN embeddings from the counts.
@@ -372,7 +399,7 @@ class Recommender:
         in_model = np.zeros(n, bool)
         in_model[:m] = self.model_ids[:m] == np.where(ok[:m], _row_ids(self.items, m), _NO_ID)
         fresh = self._fresh_mask(n)
-        return ok & (in_model | fresh) & ~grown(self.blocked, n, False)[:n]
+        return ok & (in_model | fresh) & self._servable(n)
 
     def _fresh_mask(self, n: int) -> np.ndarray:
         self.stats._ensure(n)
