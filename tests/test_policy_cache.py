@@ -9,8 +9,6 @@ point is never told: its answers must already be right without the cache drop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +17,7 @@ from trustfeed.custody import (
     Action,
     DataClass,
     KeyedHasher,
+    MemorySink,
     Principal,
     Resource,
     Role,
@@ -124,20 +123,6 @@ operations = st.lists(
     min_size=3,
     max_size=30,
 )
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
-
-    def append(self, entry: bytes) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
-
-    def append_many(self, entries: Sequence[bytes]) -> list[int]:
-        start = len(self.entries)
-        self.entries.extend(entries)
-        return list(range(start, len(self.entries)))
 
 
 class Clock:

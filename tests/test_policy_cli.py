@@ -4,30 +4,16 @@ policy show/activate, and one-line errors with a non-zero exit for bad input."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from trustfeed.custody import MemorySink
 from trustfeed.custody.policy import _cli
 from trustfeed.custody.policy._cli import custody_app
 
 runner = CliRunner()
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
-
-    def append(self, entry: bytes) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
-
-    def append_many(self, entries: Sequence[bytes]) -> list[int]:
-        start = len(self.entries)
-        self.entries.extend(entries)
-        return list(range(start, len(self.entries)))
 
 
 @pytest.fixture

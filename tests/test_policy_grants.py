@@ -4,7 +4,7 @@ revoke; their ledger records; and how the policy point uses them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ from trustfeed.custody import (
     Resource,
     Role,
 )
+from trustfeed.custody import MemorySink as BaseMemorySink
 from trustfeed.custody.policy import (
     GrantError,
     GrantStatus,
@@ -33,18 +34,8 @@ BOB = Principal("bob", Role.CUSTODIAN, DOMESTIC)
 CAROL = Principal("carol", Role.CUSTODIAN, DOMESTIC)
 
 
-class MemorySink:
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
-
-    def append(self, entry: bytes) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
-
-    def append_many(self, entries: Sequence[bytes]) -> list[int]:
-        start = len(self.entries)
-        self.entries.extend(entries)
-        return list(range(start, len(self.entries)))
+class MemorySink(BaseMemorySink):
+    """The library's in-memory sink, with this file's helpers."""
 
     def kinds(self) -> list[str]:
         return [json.loads(e)["kind"] for e in self.entries]

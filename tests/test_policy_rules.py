@@ -18,6 +18,7 @@ from trustfeed.custody import (
     Resource,
     Role,
 )
+from trustfeed.custody import MemorySink as BaseMemorySink
 from trustfeed.custody.policy import PolicyError, PolicyPoint, base_policies
 
 DOMESTIC = "US"
@@ -25,20 +26,8 @@ PERMIT_ALL = '@id("permit-everything")\npermit (principal, action, resource);\n'
 PERSONAL = [d for d in DataClass if d.personal]
 
 
-class MemorySink:
-    """An in-memory EntrySink: the ledger's two calls, nothing durable."""
-
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
-
-    def append(self, entry: bytes) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
-
-    def append_many(self, entries: Sequence[bytes]) -> list[int]:
-        start = len(self.entries)
-        self.entries.extend(entries)
-        return list(range(start, len(self.entries)))
+class MemorySink(BaseMemorySink):
+    """The library's in-memory sink, with this file's helpers."""
 
     def decisions(self) -> list[dict]:
         records = [json.loads(e) for e in self.entries]

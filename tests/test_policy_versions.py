@@ -4,7 +4,6 @@ record, atomic swap, and reload of the active version at open."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from trustfeed.custody import (
     Action,
     DataClass,
     KeyedHasher,
+    MemorySink,
     Principal,
     Resource,
     Role,
@@ -35,20 +35,6 @@ MODERATE = AccessRequest(
     Resource("v1", DataClass.PUBLIC_VIDEO, DOMESTIC, owner="u1"),
     "moderation",
 )
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
-
-    def append(self, entry: bytes) -> int:
-        self.entries.append(entry)
-        return len(self.entries) - 1
-
-    def append_many(self, entries: Sequence[bytes]) -> list[int]:
-        start = len(self.entries)
-        self.entries.extend(entries)
-        return list(range(start, len(self.entries)))
 
 
 def open_point(url: str, sink: MemorySink, policy_text: str | None = None) -> PolicyPoint:

@@ -18,7 +18,7 @@ from trustfeed.custody._access import (
 )
 from trustfeed.custody._errors import AccessDenied, CustodyError, LedgerError, VerificationError
 from trustfeed.custody._keyed import KeyedHasher
-from trustfeed.custody._records import EntrySink, decode_record, encode_record
+from trustfeed.custody._records import EntrySink, MemorySink, decode_record, encode_record
 from trustfeed.custody.ledger import Ledger, verify_consistency, verify_inclusion
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "KeyedHasher",
     "Ledger",
     "LedgerError",
+    "MemorySink",
     "Principal",
     "Resource",
     "Role",

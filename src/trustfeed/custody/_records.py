@@ -47,3 +47,33 @@ class EntrySink(Protocol):
     def append_many(self, entries: Sequence[bytes]) -> list[int]:
         """Append entries in order, in one durable batch; return their indices."""
         ...
+
+
+class MemorySink:
+    """The explicit in-memory EntrySink: the ledger's two calls, nothing durable.
+
+    For tests and dry runs, where a real ledger would only slow things down.
+
+    >>> sink = MemorySink()
+    >>> sink.append_many([encode_record("x", n=1), encode_record("y")])
+    [0, 1]
+    >>> [r["kind"] for r in sink.records()], len(sink.records("x"))
+    (['x', 'y'], 1)
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[bytes] = []
+
+    def append(self, entry: bytes) -> int:
+        self.entries.append(entry)
+        return len(self.entries) - 1
+
+    def append_many(self, entries: Sequence[bytes]) -> list[int]:
+        start = len(self.entries)
+        self.entries.extend(entries)
+        return list(range(start, len(self.entries)))
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The decoded records, optionally only those of one ``kind``."""
+        decoded = [decode_record(e) for e in self.entries]
+        return [r for r in decoded if kind is None or r["kind"] == kind]
