@@ -8,10 +8,10 @@ point can only ever write to the real ledger of the same store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 
 import sqlalchemy as sa
 
+from trustfeed._closeable import Closeable
 from trustfeed.custody._keyfile import CustodianKeys
 from trustfeed.custody.ledger import Ledger
 from trustfeed.custody.policy import PolicyPoint
@@ -21,7 +21,7 @@ from trustfeed.storage import open_engine
 
 
 @dataclass
-class Custody:
+class Custody(Closeable):
     """The four custody components over one store URL."""
 
     engine: sa.Engine
@@ -67,14 +67,3 @@ class Custody:
         self.policy.close()
         self.ledger.close()
         self.engine.dispose()
-
-    def __enter__(self) -> Custody:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

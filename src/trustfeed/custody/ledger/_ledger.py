@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from trustfeed._closeable import Closeable
 from trustfeed.custody._errors import LedgerError
 from trustfeed.custody.ledger import _store
 from trustfeed.custody.ledger._merkle import (
@@ -57,7 +57,7 @@ class _Request:
     wakeup: threading.Event = field(default_factory=threading.Event)
 
 
-class Ledger:
+class Ledger(Closeable):
     """An append-only, tamper-evident log of audit entries (an :class:`EntrySink`).
 
     Open with :meth:`open`. Without ``signing_key`` the ledger can still append
@@ -303,17 +303,6 @@ class Ledger:
             while self._leader:
                 self._idle.wait()
         self._engine.dispose()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _as_bytes(entry: bytes) -> bytes:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 
 import sqlalchemy as sa
 
+from trustfeed._closeable import Closeable
 from trustfeed.custody._errors import VerificationError
 from trustfeed.custody.ledger._merkle import EMPTY_ROOT, verify_consistency
 from trustfeed.custody.ledger._note import (
@@ -49,7 +49,7 @@ class WitnessRefusal(VerificationError):
         self.known_size = known_size
 
 
-class Witness:
+class Witness(Closeable):
     """Cosigns checkpoints of the logs it is configured for (origin → log verifier key)."""
 
     def __init__(
@@ -167,17 +167,6 @@ class Witness:
 
     def close(self) -> None:
         self._engine.dispose()
-
-    def __enter__(self) -> Witness:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _insert_if_absent(conn: sa.Connection, origin: str, values: dict[str, object]) -> bool:

@@ -10,10 +10,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import sqlalchemy as sa
 
+from trustfeed._closeable import Closeable
 from trustfeed.custody._access import AccessRequest, Decision, Principal, Role
 from trustfeed.custody._errors import AccessDenied
 from trustfeed.custody._keyed import KeyedHasher
@@ -39,7 +39,7 @@ class _State:
     cache: dict[Facts, Outcome]
 
 
-class PolicyPoint:
+class PolicyPoint(Closeable):
     """Implements :class:`~trustfeed.custody.Authorizer` over Cedar policies.
 
     Give either ``engine`` (the caller keeps ownership) or ``url`` (the point
@@ -94,17 +94,6 @@ class PolicyPoint:
         """Dispose of the engine if this point opened it."""
         if self._owned_engine is not None:
             self._owned_engine.dispose()
-
-    def __enter__(self) -> PolicyPoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def policy_hash(self) -> str:
