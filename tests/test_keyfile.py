@@ -114,3 +114,12 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> Non
     path = write(tmp_path / "k.json", V1_FIXTURE, mode)
     with pytest.raises(KeyfileError, match=f"mode {mode:04o}.*chmod 600"):
         load_keyfile(path)
+
+
+def test_paths_may_be_given_as_strings(tmp_path) -> None:
+    from trustfeed.custody._keyfile import add_kek, generate_keyfile, load_keyfile
+
+    path = str(tmp_path / "keys.json")
+    generate_keyfile(path)
+    assert add_kek(path) == "kek-2"
+    assert load_keyfile(path).current_kek == "kek-2"

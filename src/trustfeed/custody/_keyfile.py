@@ -59,7 +59,7 @@ class CustodianKeys:
         return KeyedHasher(self.pseudonym_keys, current=self.current_pseudonym)
 
 
-def generate_keyfile(path: Path) -> CustodianKeys:
+def generate_keyfile(path: str | Path) -> CustodianKeys:
     """Write a fresh key file (one KEK, one pseudonym key) and return its keys.
 
     Refuses to overwrite: replacing a key file would make every wrapped data
@@ -71,11 +71,11 @@ def generate_keyfile(path: Path) -> CustodianKeys:
         pseudonym_keys={1: secrets.token_bytes(KEY_BYTES)},
         current_pseudonym=1,
     )
-    _write_new(path, keys)
+    _write_new(Path(path), keys)
     return keys
 
 
-def add_kek(path: Path, kek_id: str | None = None) -> str:
+def add_kek(path: str | Path, kek_id: str | None = None) -> str:
     """Add a fresh KEK to an existing key file and make it current; return its id.
 
     Old KEKs stay in the file: data keys wrapped under them must still open
@@ -91,13 +91,13 @@ def add_kek(path: Path, kek_id: str | None = None) -> str:
         pseudonym_keys=keys.pseudonym_keys,
         current_pseudonym=keys.current_pseudonym,
     )
-    _replace(path, updated)
+    _replace(Path(path), updated)
     return new_id
 
 
-def load_keyfile(path: Path) -> CustodianKeys:
+def load_keyfile(path: str | Path) -> CustodianKeys:
     """Read and validate a key file; every problem is one clear KeyfileError."""
-    document = _read_document(path)
+    document = _read_document(Path(path))
     try:
         return _parse(document)
     except KeyfileError as exc:
