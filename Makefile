@@ -4,17 +4,31 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test install install-dev lint typecheck pytest bench lock clean
+.PHONY: demo test install install-dev system-deps lint typecheck pytest bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+# vpdq (the `video` extra: video hashes) is an sdist that compiles against FFmpeg's
+# libraries; on a fresh Debian machine install them first, and only when missing.
+AV_DEBS := ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
+	libswresample-dev libavdevice-dev libavfilter-dev pkg-config g++
+AV_LIBS := libavcodec libavformat libavutil libswscale libswresample libavdevice libavfilter
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+
+system-deps:
+	@if pkg-config --exists $(AV_LIBS) 2>/dev/null && command -v c++ >/dev/null; then :; else \
+	  echo "installing FFmpeg development packages for vpdq (needs root or sudo)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $(AV_DEBS); fi
 
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.core
-	$(PIP) -e ".[dev,bench]"
+$(VENV)/.dev: $(VENV)/.core | system-deps
+	$(PIP) -e ".[dev,bench,text,video]"
 	touch $@
 
 install: $(VENV)/.core
@@ -44,9 +58,9 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_policy.py
 
 # Re-pin constraints.txt from a fresh resolution of pyproject.toml (all extras).
-lock:
+lock: system-deps
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install -q -e ".[dev,bench]"
+	.lockenv/bin/pip install -q -e ".[dev,bench,text,video]"
 	.lockenv/bin/pip freeze --exclude-editable | grep -v '^trustfeed' > constraints.txt
 	rm -rf .lockenv
 

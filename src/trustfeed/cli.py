@@ -11,6 +11,7 @@ from trustfeed.custody._cli import custody_app
 from trustfeed.custody.ledger._cli import audit_app
 from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
+from trustfeed.moderation import _cli_review, _cli_text, _cli_video  # noqa: F401 (register)
 from trustfeed.moderation._cli import moderation_app
 
 app = typer.Typer(

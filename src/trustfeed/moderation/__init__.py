@@ -5,9 +5,15 @@ Only ``eligible`` items may reach candidate retrieval (ARCHITECTURE invariant
 table does not allow; every move is recorded in SQL and in the audit ledger.
 :class:`Banks` match uploads (MD5, SHA-256, PDQ with its 8 rotations/flips)
 and re-scan published items when a hash is added. :class:`EligibilityFeed`
-tells the recommender what became (in)eligible.
+tells the recommender what became (in)eligible. Videos match through
+vPDQ (:class:`VideoBank`, the ``video`` extra); captions through
+:mod:`trustfeed.moderation.text`. :class:`RuleEngine` maps signals to
+actions and review queues (with a dry run); :class:`ReviewQueue`,
+:class:`Appeals` and :class:`Strikes` are the human side, and every
+restriction gets a DSA statement of reasons (:class:`StatementsOfReasons`).
 """
 
+from trustfeed.moderation._appeals import Appeal, Appeals, Outcome
 from trustfeed.moderation._banks import (
     Bank,
     BankMatch,
@@ -17,6 +23,7 @@ from trustfeed.moderation._banks import (
     RescanReport,
 )
 from trustfeed.moderation._cli import moderation_app
+from trustfeed.moderation._dsa import StatementsOfReasons, validate_statement
 from trustfeed.moderation._errors import (
     IllegalTransition,
     InvalidSignal,
@@ -43,8 +50,11 @@ from trustfeed.moderation._index import (
     save_hashes,
 )
 from trustfeed.moderation._media import SIGNAL_TYPES, hash_media, signal_type
+from trustfeed.moderation._metrics import FloodRule, MatchLog, overturn_rate, time_in_queue
 from trustfeed.moderation._moderation import Moderation
 from trustfeed.moderation._pdq import DIHEDRAL, PDQSignal, hex_to_bytes, load_image
+from trustfeed.moderation._review import Job, JobView, ReviewQueue
+from trustfeed.moderation._rules import RuleEngine, RuleScreener, RuleSet, StoredFacts, dry_run
 from trustfeed.moderation._signals import (
     Comparison,
     MD5Signal,
@@ -53,6 +63,9 @@ from trustfeed.moderation._signals import (
     SignalValue,
 )
 from trustfeed.moderation._status import SEVERITY, TABLE, Actor, Status, check_transition
+from trustfeed.moderation._strikes import Consequence, StrikePolicy, Strikes
+from trustfeed.moderation._taxonomy import Policy, Taxonomy
+from trustfeed.moderation._vpdq import VideoBank, VideoMatchScreener, VPDQHash, VPDQSignal
 
 __all__ = [
     "DIHEDRAL",
@@ -60,43 +73,69 @@ __all__ = [
     "SIGNAL_TYPES",
     "TABLE",
     "Actor",
+    "Appeal",
+    "Appeals",
     "Bank",
     "BankMatch",
     "Banks",
     "BruteForceIndex",
     "Comparison",
+    "Consequence",
     "EligibilityChanges",
     "EligibilityFeed",
+    "FloodRule",
     "Gate",
     "HammingIndex",
     "HashMatchScreener",
     "Hits",
     "IllegalTransition",
     "InvalidSignal",
+    "Job",
+    "JobView",
     "MD5Signal",
+    "MatchLog",
     "MatchResult",
     "Moderation",
     "ModerationError",
     "MultiIndexHash",
+    "Outcome",
     "PDQSignal",
+    "Policy",
     "RescanReport",
+    "ReviewQueue",
+    "RuleEngine",
+    "RuleScreener",
+    "RuleSet",
     "SHA256Signal",
     "ScreeningStep",
     "SignalType",
     "SignalValue",
+    "StatementsOfReasons",
     "Status",
+    "StoredFacts",
+    "StrikePolicy",
+    "Strikes",
+    "Taxonomy",
     "Transition",
     "UnknownBank",
     "UnknownItem",
     "UnsupportedMedia",
+    "VPDQHash",
+    "VPDQSignal",
     "Verdict",
+    "VideoBank",
+    "VideoMatchScreener",
     "build_index",
     "check_transition",
+    "dry_run",
     "hash_media",
     "hex_to_bytes",
     "load_hashes",
     "load_image",
     "moderation_app",
+    "overturn_rate",
     "save_hashes",
     "signal_type",
+    "time_in_queue",
+    "validate_statement",
 ]

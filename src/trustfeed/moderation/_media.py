@@ -5,6 +5,7 @@ from __future__ import annotations
 from trustfeed.moderation._errors import UnsupportedMedia
 from trustfeed.moderation._pdq import PDQSignal
 from trustfeed.moderation._signals import MD5Signal, SHA256Signal, SignalType, SignalValue
+from trustfeed.moderation._vpdq import is_video
 
 #: Every signal type by name; vPDQ and text hashes register here when they exist.
 SIGNAL_TYPES: dict[str, SignalType] = {
@@ -29,6 +30,9 @@ def hash_media(data: bytes) -> list[SignalValue]:
     """
     if not data:
         raise UnsupportedMedia("empty file")
+    if is_video(data):
+        # Videos have their own path: vPDQ frames are stored per frame, not as one value.
+        raise UnsupportedMedia("a video: hash it with vPDQ (`trustfeed moderation vpdq`)")
     values: list[SignalValue] = []
     for kind in SIGNAL_TYPES.values():
         values.extend(kind.hash_bytes(data))
