@@ -56,6 +56,9 @@ bench: install-dev
 	$(BIN)/trustfeed bench online
 	$(BIN)/python benchmarks/bench_ledger.py
 	$(BIN)/python benchmarks/bench_policy.py
+	$(BIN)/python benchmarks/bench_moderation.py
+	$(BIN)/python benchmarks/bench_vpdq.py
+	$(BIN)/python benchmarks/bench_text.py
 
 # Re-pin constraints.txt from a fresh resolution of pyproject.toml (all extras).
 lock: system-deps
