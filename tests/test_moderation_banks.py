@@ -43,7 +43,7 @@ class Clock:
 def mod(database_url: str) -> Iterator[tuple[Moderation, Ledger, Clock]]:
     ledger = Ledger.open("sqlite://", origin="test/ledger")
     clock = Clock()
-    m = Moderation.open(database_url, sink=ledger, clock=clock)
+    m = Moderation.open(database_url, sink=ledger, clock=clock, text_classifiers=[])
     try:
         yield m, ledger, clock
     finally:
@@ -176,3 +176,21 @@ def test_unsupported_upload_is_not_recommendable(mod, tmp_path: Path) -> None:
     m, _, _ = mod
     assert m.submit(1, b"%PDF-1.4 not an image", uploader="c") is Status.NOT_RECOMMENDABLE
     assert "UnsupportedMedia" in m.gate.history(1)[-1].reason
+
+
+def test_the_default_pipeline_screens_media_caption_and_uploader(mod) -> None:
+    m, _, _ = mod
+    m.text_banks.create("spam", action=Status.QUARANTINED)
+    m.text_banks.add_phrase("spam", "spamlink")
+    assert m.submit(1, _image(1), uploader="c1", caption="my cat video") is Status.ELIGIBLE
+    assert m.submit(2, _image(2), uploader="c1", caption="visit s p a m l i n k") is (
+        Status.QUARANTINED
+    )
+    assert m.gate.history(2)[-1].actor.startswith("rule:")
+    for n in range(3):  # three strikes: the creator's next upload starts quarantined
+        m.strikes.add("c2", decision_id=100 + n, item_id=50 + n, policy_id="known-bad-media")
+    assert m.submit(3, _image(3), uploader="c2", caption="fine") is Status.QUARANTINED
+    assert [j.items for j in m.queue.pending()] == [(3,)]  # and a person will look at it
+    assert m.submit(4, b"\x00\x00\x00\x18ftypmp42 not really a video", uploader="c1") is (
+        Status.NOT_RECOMMENDABLE  # unreadable media fails closed
+    )

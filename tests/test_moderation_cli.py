@@ -48,7 +48,7 @@ def test_match_prints_bank_matches(tmp_path: Path) -> None:
     data = _png(tmp_path / "a.png")
     url = f"sqlite:///{tmp_path / 'mod.db'}"
     ledger = Ledger.open("sqlite://", origin="t/l")
-    mod = Moderation.open(url, sink=ledger)
+    mod = Moderation.open(url, sink=ledger, text_classifiers=[])
     mod.banks.create("bad", action=Status.REMOVED)
     mod.banks.add("bad", "sha256", hashlib.sha256(data).hexdigest())
     mod.banks.add("bad", "pdq", PDQSignal().hash_bytes(data)[0].value)

@@ -1,4 +1,10 @@
-"""One object for a deployment: the gate, the banks and the default screening pipeline."""
+"""One object for a deployment: the gate, the banks and the default screening pipeline.
+
+The default pipeline, in order: media hashes (videos through vPDQ, images
+through MD5/SHA-256/PDQ banks), the caption through text screening, and the
+uploader's strikes. The gate takes the most severe verdict; any step's failure
+leaves the item not recommendable.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,12 @@ from collections.abc import Sequence
 from trustfeed.custody._records import EntrySink
 from trustfeed.moderation._banks import Banks, HashMatchScreener
 from trustfeed.moderation._gate import Clock, EligibilityFeed, Gate, ScreeningStep
+from trustfeed.moderation._review import ReviewQueue
 from trustfeed.moderation._status import Actor, Status
+from trustfeed.moderation._strikes import Strikes, StrikeScreener
+from trustfeed.moderation._taxonomy import Taxonomy
+from trustfeed.moderation._vpdq import VideoBank, VideoMatchScreener
+from trustfeed.moderation.text import TextBanks, TextClassifier, TextScreener
 from trustfeed.storage import open_engine
 
 
@@ -17,8 +28,8 @@ class Moderation:
 
     >>> from trustfeed.custody.ledger import Ledger
     >>> ledger = Ledger.open("sqlite://", origin="example.org/ledger")
-    >>> mod = Moderation.open("sqlite://", sink=ledger)
-    >>> mod.submit(1, b"not an image", uploader="creator-7")
+    >>> mod = Moderation.open("sqlite://", sink=ledger, text_classifiers=[])
+    >>> mod.submit(1, b"not an image", uploader="creator-7", caption="hello")
     <Status.NOT_RECOMMENDABLE: 'not_recommendable'>
     >>> mod.gate.is_eligible(1)
     False
@@ -39,18 +50,60 @@ class Moderation:
             list(steps) if steps is not None else [HashMatchScreener(banks)]
         )
         self._owned = engine_owned
+        self._captions: dict[int, str] = {}
+        self.videos: VideoBank | None = None
+        self.text_banks: TextBanks | None = None
+        self.strikes: Strikes | None = None
+        self.queue: ReviewQueue | None = None
 
     @classmethod
-    def open(cls, url: str, *, sink: EntrySink, clock: Clock = time.time) -> Moderation:
-        """Open (creating the tables if needed) the moderation store at ``url``."""
+    def open(
+        cls,
+        url: str,
+        *,
+        sink: EntrySink,
+        clock: Clock = time.time,
+        text_classifiers: Sequence[TextClassifier] | None = None,
+    ) -> Moderation:
+        """Open (creating the tables if needed) the moderation store at ``url``.
+
+        ``text_classifiers`` default to the models shipped with the installed
+        packages (see :func:`trustfeed.moderation.text.default_classifiers`).
+        """
         engine = open_engine(url)
         gate = Gate(engine, sink=sink, clock=clock)
-        return cls(gate, Banks(engine, gate=gate, clock=clock), engine_owned=engine)
+        banks = Banks(engine, gate=gate, clock=clock)
+        mod = cls(gate, banks, steps=[], engine_owned=engine)
+        mod.videos = VideoBank(engine, banks=banks, gate=gate, clock=clock)
+        mod.text_banks = TextBanks(engine, clock=clock)
+        mod.strikes = Strikes(engine, gate=gate, sink=sink, clock=clock)
+        mod.queue = ReviewQueue(
+            engine, gate=gate, taxonomy=Taxonomy.load(), sink=sink, clock=clock,
+            banks=banks, strikes=mod.strikes,
+        )  # fmt: skip
+        mod.steps = [
+            VideoMatchScreener(mod.videos, banks, images=HashMatchScreener(banks)),
+            TextScreener(
+                banks=mod.text_banks, classifiers=text_classifiers, captions=mod._caption_of
+            ),
+            StrikeScreener(mod.strikes, mod.queue),
+        ]
+        return mod
 
-    def submit(self, item_id: int, media: bytes, *, uploader: str) -> Status:
+    def submit(
+        self, item_id: int, media: bytes, *, uploader: str, caption: str | None = None
+    ) -> Status:
         """Upload then screen: the item ends ``eligible`` only if every step passed."""
         self.gate.upload(item_id, actor=Actor("uploader", uploader))
-        return self.gate.screen(item_id, media, self.steps)
+        if caption is not None:
+            self._captions[item_id] = caption
+        try:
+            return self.gate.screen(item_id, media, self.steps)
+        finally:
+            self._captions.pop(item_id, None)
+
+    def _caption_of(self, item_id: int, media: bytes) -> str | None:
+        return self._captions.get(item_id)
 
     def feed(self) -> EligibilityFeed:
         """A fresh eligibility feed for a recommender to poll."""
