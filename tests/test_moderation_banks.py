@@ -194,3 +194,20 @@ def test_the_default_pipeline_screens_media_caption_and_uploader(mod) -> None:
     assert m.submit(4, b"\x00\x00\x00\x18ftypmp42 not really a video", uploader="c1") is (
         Status.NOT_RECOMMENDABLE  # unreadable media fails closed
     )
+
+
+def test_a_new_text_bank_entry_rescans_published_captions(mod) -> None:
+    m, ledger, _ = mod
+    m.text_banks.create("scam", action=Status.NOT_RECOMMENDABLE)
+    assert (
+        m.submit(1, _image(1), uploader="c1", caption="free c0ins at scamsite") is Status.ELIGIBLE
+    )
+    assert m.submit(2, _image(2), uploader="c1", caption="my holiday") is Status.ELIGIBLE
+    m.text_banks.add_phrase("scam", "free coins")
+    assert m.gate.status(1) is Status.NOT_RECOMMENDABLE and m.gate.status(2) is Status.ELIGIBLE
+    last = m.gate.history(1)[-1]
+    assert last.actor == "rule:textbank:scam" and "re-scan" in last.reason
+    assert decode_record(ledger.entry(last.ledger_index))["to"] == "not_recommendable"
+    m.text_banks.set_enabled("scam", False)
+    m.text_banks.add_pattern("scam", "holiday")  # a disabled bank re-scans nothing
+    assert m.gate.status(2) is Status.ELIGIBLE

@@ -75,7 +75,7 @@ class Moderation:
         banks = Banks(engine, gate=gate, clock=clock)
         mod = cls(gate, banks, steps=[], engine_owned=engine)
         mod.videos = VideoBank(engine, banks=banks, gate=gate, clock=clock)
-        mod.text_banks = TextBanks(engine, clock=clock)
+        mod.text_banks = TextBanks(engine, clock=clock, gate=gate)
         mod.strikes = Strikes(engine, gate=gate, sink=sink, clock=clock)
         mod.queue = ReviewQueue(
             engine, gate=gate, taxonomy=Taxonomy.load(), sink=sink, clock=clock,
@@ -97,6 +97,8 @@ class Moderation:
         self.gate.upload(item_id, actor=Actor("uploader", uploader))
         if caption is not None:
             self._captions[item_id] = caption
+            if self.text_banks is not None:
+                self.text_banks.store_caption(item_id, caption)
         try:
             return self.gate.screen(item_id, media, self.steps)
         finally:

@@ -28,7 +28,8 @@ import regex
 import sqlalchemy as sa
 
 from trustfeed.moderation._errors import ModerationError, UnknownBank
-from trustfeed.moderation._status import SEVERITY, Status
+from trustfeed.moderation._gate import Gate
+from trustfeed.moderation._status import SEVERITY, Actor, Status
 from trustfeed.moderation.text import _tables as t
 from trustfeed.moderation.text._errors import InvalidPattern, PatternTimeout
 from trustfeed.moderation.text._normalize import NORMALIZER_VERSION, normalize, skeleton
@@ -124,9 +125,13 @@ class _Entries:
 class TextBanks:
     """Text bank settings and entries in SQL, and matching of one text against them."""
 
-    def __init__(self, engine: sa.Engine, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, clock: Clock = time.time, gate: Gate | None = None
+    ) -> None:
+        """With a ``gate``, every new entry re-scans the stored captions through it."""
         self._engine = engine
         self._clock = clock
+        self._gate = gate
         self._cache = _Entries()
         t.metadata.create_all(engine)
 
@@ -202,7 +207,47 @@ class TextBanks:
             if conn.execute(dup).first() is not None:
                 raise ModerationError(f"text bank {name!r} already holds that {kind}")
             done: Any = conn.execute(t.text_bank_entries.insert().values(**row))
-        return TextEntry(int(done.inserted_primary_key[0]), name, kind, value, key)
+        entry = TextEntry(int(done.inserted_primary_key[0]), name, kind, value, key)
+        if self._gate is not None:
+            self.rescan(entry, self._gate)
+        return entry
+
+    # ------------------------------------------------------------------ captions
+    def store_caption(self, item_id: int, text: str) -> None:
+        """Keep an item's caption so later bank entries can re-scan it."""
+        row = {"item_id": int(item_id), "text": text, "at": self._clock()}
+        with self._engine.begin() as conn:
+            conn.execute(t.captions.delete().where(t.captions.c.item_id == int(item_id)))
+            conn.execute(t.captions.insert().values(**row))
+
+    def rescan(self, entry: TextEntry, gate: Gate) -> list[int]:
+        """Move every stored caption's item that ``entry`` matches to its bank's action.
+
+        1. Skip a disabled bank: it matches nothing, now or on re-scan.
+        2. Match the one entry against every stored caption (normalised as at upload).
+        3. Escalate the hits through the gate as ``rule:textbank:<bank>``; items
+           already as restricted, or decided by a moderator more severely, stay.
+        """
+        with self._engine.connect() as conn:
+            bank = self._require(conn, entry.bank)
+            rows = conn.execute(sa.select(t.captions.c.item_id, t.captions.c.text)).all()
+        if not bank.enabled:
+            return []
+        pattern = regex.compile(entry.key, regex.VERSION1) if entry.kind == "pattern" else None
+        hits = [int(r.item_id) for r in rows if self._entry_hits(entry, pattern, r.text)]
+        if not hits:
+            return []
+        actor = Actor("rule", f"textbank:{bank.name}")
+        reason = f"text bank {bank.name!r} re-scan (entry {entry.id})"
+        moved = gate.escalate(hits, bank.action, reason=reason, actor=actor)
+        return [m.item_id for m in moved]
+
+    @staticmethod
+    def _entry_hits(entry: TextEntry, pattern: regex.Pattern[str] | None, text: str) -> bool:
+        if pattern is not None:
+            return _pattern_hit(pattern, entry.id, normalize(text))
+        words = f" {skeleton(text)} "
+        return _phrase_hit(entry.key, words, words.replace(" ", ""))
 
     def entries(self, name: str) -> list[TextEntry]:
         """A bank's entries, oldest first."""

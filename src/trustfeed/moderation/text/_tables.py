@@ -51,3 +51,13 @@ text_scores = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+#: Captions of uploaded items, kept so that a new bank entry can re-scan what
+#: is already published (the text-side twin of the media banks' re-scan).
+captions = sa.Table(
+    "moderation_captions",
+    metadata,
+    sa.Column("item_id", sa.BigInteger, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
