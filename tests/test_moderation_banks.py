@@ -211,3 +211,35 @@ def test_a_new_text_bank_entry_rescans_published_captions(mod) -> None:
     m.text_banks.set_enabled("scam", False)
     m.text_banks.add_pattern("scam", "holiday")  # a disabled bank re-scans nothing
     assert m.gate.status(2) is Status.ELIGIBLE
+
+
+def test_rules_in_the_pipeline_route_bank_matches_to_review(database_url: str) -> None:
+    from trustfeed.moderation import RuleSet
+
+    rules = RuleSet.model_validate(
+        {
+            "format": 1,
+            "version": 1,
+            "rules": [
+                {
+                    "id": "watchlist",
+                    "when": [{"match": {"bank": "watch"}}],
+                    "status": "quarantined",
+                    "queue": "legal",
+                    "priority": 50,
+                }
+            ],
+        }
+    )
+    ledger = Ledger.open("sqlite://", origin="test/ledger")
+    m = Moderation.open(database_url, sink=ledger, text_classifiers=[], rules=rules)
+    try:
+        m.banks.create("watch", action=Status.NOT_RECOMMENDABLE)
+        flagged, clean = _image(7), _image(8)
+        m.banks.add("watch", "pdq", PDQ.hash_bytes(flagged)[0].value)
+        assert m.submit(1, clean, uploader="c1") is Status.ELIGIBLE
+        assert m.submit(2, flagged, uploader="c1") is Status.QUARANTINED
+        assert [j.items for j in m.queue.pending()] == [(2,)]
+    finally:
+        m.close()
+        ledger.close()

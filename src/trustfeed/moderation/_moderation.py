@@ -15,6 +15,7 @@ from trustfeed.custody._records import EntrySink
 from trustfeed.moderation._banks import Banks, HashMatchScreener
 from trustfeed.moderation._gate import Clock, EligibilityFeed, Gate, ScreeningStep
 from trustfeed.moderation._review import ReviewQueue
+from trustfeed.moderation._rules import RuleEngine, RuleScreener, RuleSet, StoredFacts
 from trustfeed.moderation._status import Actor, Status
 from trustfeed.moderation._strikes import Strikes, StrikeScreener
 from trustfeed.moderation._taxonomy import Taxonomy
@@ -64,11 +65,14 @@ class Moderation:
         sink: EntrySink,
         clock: Clock = time.time,
         text_classifiers: Sequence[TextClassifier] | None = None,
+        rules: RuleSet | None = None,
     ) -> Moderation:
         """Open (creating the tables if needed) the moderation store at ``url``.
 
         ``text_classifiers`` default to the models shipped with the installed
         packages (see :func:`trustfeed.moderation.text.default_classifiers`).
+        ``rules`` run after the media step, on the signals it stored; every rule
+        route goes to the one review queue (its name is kept as the job's reason).
         """
         engine = open_engine(url)
         gate = Gate(engine, sink=sink, clock=clock)
@@ -81,8 +85,15 @@ class Moderation:
             engine, gate=gate, taxonomy=Taxonomy.load(), sink=sink, clock=clock,
             banks=banks, strikes=mod.strikes,
         )  # fmt: skip
+        media: list[ScreeningStep] = [
+            VideoMatchScreener(mod.videos, banks, images=HashMatchScreener(banks))
+        ]
+        if rules is not None:
+            facts = StoredFacts(gate, banks, videos=mod.videos, strikes=mod.strikes)
+            queues = {r.queue: mod.queue for r in rules.rules if r.queue is not None}
+            media.append(RuleScreener(RuleEngine(rules), facts, queues=queues))
         mod.steps = [
-            VideoMatchScreener(mod.videos, banks, images=HashMatchScreener(banks)),
+            *media,
             TextScreener(
                 banks=mod.text_banks, classifiers=text_classifiers, captions=mod._caption_of
             ),
