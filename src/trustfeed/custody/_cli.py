@@ -8,7 +8,6 @@ stderr and exit status 1.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 import typer
 
+from trustfeed.custody._private_file import write_private
 from trustfeed.custody.policy._cli import custody_app
 from trustfeed.errors import TrustfeedError
 from trustfeed.settings import Settings, load_settings
@@ -50,11 +50,9 @@ def _write_secret(path: Path, text: str) -> None:
     """Mode 0600 from the first byte; never over an existing key."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, text.encode())
     except FileExistsError as exc:
         raise ValueError(f"{path} already exists; refusing to overwrite a key") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 @custody_app.command("init")

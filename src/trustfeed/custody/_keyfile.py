@@ -27,6 +27,7 @@ from typing import Any
 
 from trustfeed.custody._errors import CustodyError
 from trustfeed.custody._keyed import KeyedHasher
+from trustfeed.custody._private_file import write_private
 
 FORMAT = "trustfeed.custodian-keys"
 FORMAT_VERSION = 1
@@ -186,16 +187,11 @@ def _encode(keys: CustodianKeys) -> bytes:
 
 
 def _write_new(path: Path, keys: CustodianKeys) -> None:
-    # O_EXCL: never follow or clobber an existing file; 0600 from the first byte.
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, _encode(keys))
     except FileExistsError as exc:
         raise KeyfileError(f"key file {path} already exists; refusing to overwrite it") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(_encode(keys))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _replace(path: Path, keys: CustodianKeys) -> None:

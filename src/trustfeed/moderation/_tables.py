@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from trustfeed.storage import ROW_ID
+
 metadata = sa.MetaData()
 
-#: A BIGINT that is still SQLite's auto-incrementing rowid.
-_SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 #: The current status of every uploaded item.
 items = sa.Table(
@@ -27,7 +27,7 @@ items = sa.Table(
 transitions = sa.Table(
     "moderation_transitions",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("item_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("from_status", sa.String(24), nullable=True),
     sa.Column("to_status", sa.String(24), nullable=False),
@@ -66,7 +66,7 @@ banks = sa.Table(
 bank_entries = sa.Table(
     "moderation_bank_entries",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("bank", sa.String(64), sa.ForeignKey("moderation_banks.name"), nullable=False),
     sa.Column("signal", sa.String(32), nullable=False),
     sa.Column("value", sa.String(128), nullable=False),

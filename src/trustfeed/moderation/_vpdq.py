@@ -52,6 +52,7 @@ from trustfeed.moderation._errors import InvalidSignal, ModerationError, Unsuppo
 from trustfeed.moderation._gate import Clock, Gate, ScreeningStep, Verdict
 from trustfeed.moderation._signals import Comparison, MD5Signal, SHA256Signal, SignalValue
 from trustfeed.moderation._status import SEVERITY, Actor, Status
+from trustfeed.storage import ROW_ID
 
 if TYPE_CHECKING:
     from trustfeed.moderation._banks import Bank, Banks
@@ -361,14 +362,12 @@ def hash_video(data: bytes, *, vpdq: VPDQSignal | None = None) -> list[SignalVal
 
 
 # ---------------------------------------------------------------------- tables
-#: A BIGINT that is still SQLite's auto-incrementing rowid (as in ``_tables``).
-_SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 #: Video bank entries: the bank (settings in ``moderation_banks``) and a digest of the frames.
 vpdq_entries = sa.Table(
     "moderation_vpdq_entries",
     t.metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("bank", sa.String(64), sa.ForeignKey("moderation_banks.name"), nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("note", sa.String(200), nullable=False),

@@ -11,14 +11,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from trustfeed.moderation._tables import metadata
-
-_SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from trustfeed.storage import ROW_ID
 
 #: One unit of human review: every item in it shares one media (exact or PDQ-near).
 review_jobs = sa.Table(
     "moderation_review_jobs",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("media_key", sa.String(160), nullable=False, index=True),
     sa.Column("pdq", sa.String(64), nullable=True),
     sa.Column("priority", sa.Integer, nullable=False),
@@ -43,7 +42,7 @@ review_job_items = sa.Table(
 review_decisions = sa.Table(
     "moderation_review_decisions",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("job_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("moderator", sa.String(130), nullable=False),
     sa.Column("action", sa.String(24), nullable=False),
@@ -66,7 +65,7 @@ decision_items = sa.Table(
 review_reveals = sa.Table(
     "moderation_review_reveals",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("job_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("item_id", sa.BigInteger, nullable=False),
     sa.Column("moderator", sa.String(130), nullable=False),
@@ -77,7 +76,7 @@ review_reveals = sa.Table(
 strikes = sa.Table(
     "moderation_strikes",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("creator", sa.String(130), nullable=False, index=True),
     sa.Column("decision_id", sa.BigInteger, nullable=False),
     sa.Column("item_id", sa.BigInteger, nullable=False),
@@ -93,7 +92,7 @@ strikes = sa.Table(
 appeals = sa.Table(
     "moderation_appeals",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("item_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("transition_id", sa.BigInteger, nullable=False),
     sa.Column("decision_id", sa.BigInteger, nullable=True),
@@ -112,7 +111,7 @@ appeals = sa.Table(
 dsa_statements = sa.Table(
     "moderation_dsa_statements",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("puid", sa.String(120), nullable=False, unique=True),
     sa.Column("transition_id", sa.BigInteger, nullable=False, unique=True),
     sa.Column("item_id", sa.BigInteger, nullable=False),
@@ -133,7 +132,7 @@ cursors = sa.Table(
 match_log = sa.Table(
     "moderation_match_log",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("bank", sa.String(64), nullable=False),
     sa.Column("entry_id", sa.BigInteger, nullable=False),
     sa.Column("item_id", sa.BigInteger, nullable=False),

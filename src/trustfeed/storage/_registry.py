@@ -23,6 +23,10 @@ class StorageError(TrustfeedError):
     """A storage URL that cannot be opened, or a backend failure."""
 
 
+#: A 64-bit row id that autoincrements on both backends: BIGINT on PostgreSQL,
+#: and SQLite's INTEGER (only ``INTEGER PRIMARY KEY`` is SQLite's rowid alias).
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 EngineFactory = Callable[[sa.URL, bool], sa.Engine]
 _FACTORIES: dict[str, EngineFactory] = {}
 

@@ -25,11 +25,11 @@ import sqlalchemy as sa
 
 from trustfeed.custody._errors import LedgerError
 from trustfeed.custody.ledger._merkle import Frontier, Node, range_nodes
+from trustfeed.storage import ROW_ID
 
 FORMAT_VERSION = 1
 _META_ID = 1
 # An INTEGER PRIMARY KEY is SQLite's rowid: no second index for the entries.
-_BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 metadata = sa.MetaData()
 meta = sa.Table(
@@ -43,7 +43,7 @@ meta = sa.Table(
 entries = sa.Table(
     "ledger_entries",
     metadata,
-    sa.Column("idx", _BIGINT, primary_key=True, autoincrement=False),
+    sa.Column("idx", ROW_ID, primary_key=True, autoincrement=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 nodes = sa.Table(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 import typer
 
 from trustfeed.custody._access import Action, Principal, Role
+from trustfeed.custody._private_file import write_private
 from trustfeed.custody.vault._requests import PURPOSE_ERASURE, PURPOSE_SUBJECT_ACCESS, user_request
 from trustfeed.custody.vault._vault import Vault
 from trustfeed.errors import TrustfeedError
@@ -162,8 +162,6 @@ def erase_command(
 def _write_private(path: Path, text: str) -> None:
     # The bundle is personal data: 0600 from the first byte, never over another file.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, text.encode())
     except FileExistsError as exc:
         raise ValueError(f"{path} already exists; refusing to overwrite it") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from trustfeed.moderation._tables import metadata
-
-_SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from trustfeed.storage import ROW_ID
 
 #: Named text banks. ``action`` is the status a match moves an item to.
 text_banks = sa.Table(
@@ -28,7 +27,7 @@ text_banks = sa.Table(
 text_bank_entries = sa.Table(
     "moderation_text_bank_entries",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("bank", sa.String(64), sa.ForeignKey("moderation_text_banks.name"), nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("value", sa.String(500), nullable=False),
@@ -43,7 +42,7 @@ text_bank_entries = sa.Table(
 text_scores = sa.Table(
     "moderation_text_scores",
     metadata,
-    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("item_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("model", sa.String(80), nullable=False),
     sa.Column("version", sa.String(80), nullable=False),
