@@ -10,15 +10,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
 # vpdq (the `video` extra: video hashes) is an sdist that compiles against FFmpeg's
-# libraries; on a fresh Debian machine install them first, and only when missing.
+# libraries, and the console's browser tests drive Debian's Chromium; on a fresh
+# Debian machine install them first, and only when missing.
 AV_DEBS := ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
-	libswresample-dev libavdevice-dev libavfilter-dev pkg-config g++
+	libswresample-dev libavdevice-dev libavfilter-dev pkg-config g++ chromium
 AV_LIBS := libavcodec libavformat libavutil libswscale libswresample libavdevice libavfilter
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
 system-deps:
-	@if pkg-config --exists $(AV_LIBS) 2>/dev/null && command -v c++ >/dev/null; then :; else \
-	  echo "installing FFmpeg development packages for vpdq (needs root or sudo)"; \
+	@if pkg-config --exists $(AV_LIBS) 2>/dev/null && command -v c++ >/dev/null \
+	  && test -x /usr/bin/chromium; then :; else \
+	  echo "installing FFmpeg development packages (vpdq) and Chromium (console tests; needs root or sudo)"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    --no-install-recommends $(AV_DEBS); fi
