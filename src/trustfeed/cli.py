@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from trustfeed import __version__
+from trustfeed.api._serve import serve
 from trustfeed.bench.cli import bench_app
 from trustfeed.custody._cli import custody_app
 from trustfeed.custody.ledger._cli import audit_app
@@ -25,6 +26,7 @@ app.add_typer(custody_app, name="custody")
 app.add_typer(user_app, name="user")
 app.add_typer(moderation_app, name="moderation")
 app.command()(demo)
+app.command()(serve)
 
 
 @app.command()

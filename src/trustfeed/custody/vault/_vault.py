@@ -10,7 +10,7 @@ so copies of their ciphertext in backups become noise as well.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from trustfeed.custody._access import AccessRequest, Action, Authorizer, DataClass, Decision
+from trustfeed.custody._errors import AccessDenied
 from trustfeed.custody._keyed import KeyedHasher
 from trustfeed.custody._records import EntrySink, encode_record
 from trustfeed.custody.vault import _tables as t
@@ -103,6 +104,53 @@ class Vault:
             sealed = self._gate.seal(decision, key, meta, data)
             self._insert_record(conn, meta, now, sealed)
         return VaultRecord(meta.id, resource.data_class, meta.residency, media_type, now, data)
+
+    def put_many(
+        self,
+        writes: Sequence[tuple[AccessRequest, bytes]],
+        *,
+        media_type: str = DEFAULT_MEDIA_TYPE,
+        in_transaction: Callable[[sa.Connection], None] | None = None,
+    ) -> list[VaultRecord]:
+        """:meth:`put` for many records: one policy batch, one transaction, all or nothing.
+
+        Every write must be allowed or none is stored. ``in_transaction`` runs in
+        the same transaction (the ingest pipeline commits its stream position
+        there, so a crash can neither lose nor repeat a batch). Erased owners'
+        writes are dropped, not refused: their events may still be in flight.
+        """
+        owners = [_expect(request, Action.WRITE, user_level=False) for request, _ in writes]
+        if any(not isinstance(data, bytes) for _, data in writes):
+            raise VaultError("a record is bytes")
+        decisions = self._decide_many([request for request, _ in writes])
+        now, stored = self._clock(), []
+        with self._engine.begin() as conn:
+            keys: dict[str, WrappedKey | None] = {}
+            for (request, data), owner_id, decision in zip(writes, owners, decisions, strict=True):
+                owner = self.owner_digest(owner_id)
+                if owner not in keys:
+                    keys[owner] = None if self._is_erased(conn, owner) else (
+                        self._data_key(conn, owner) or self._create_data_key(conn, owner, now)
+                    )  # fmt: skip
+                key = keys[owner]
+                if key is None:
+                    continue
+                resource = request.resource
+                meta = RecordMeta(
+                    resource.id, owner, resource.data_class.value, resource.residency, media_type
+                )
+                self._insert_record(conn, meta, now, self._gate.seal(decision, key, meta, data))
+                stored.append(
+                    VaultRecord(meta.id, resource.data_class, meta.residency, media_type, now, data)
+                )
+            if in_transaction is not None:
+                in_transaction(conn)
+        return stored
+
+    def is_erased(self, user_id: str) -> bool:
+        """Whether this user was erased (the tombstone is all that is left)."""
+        with self._engine.connect() as conn:
+            return self._is_erased(conn, self.owner_digest(user_id))
 
     def get(self, request: AccessRequest) -> VaultRecord:
         """The one record the request names (READ)."""
@@ -197,6 +245,17 @@ class Vault:
         check_decision(decision, request)
         return decision
 
+    def _decide_many(self, requests: Sequence[AccessRequest]) -> list[Decision]:
+        decide_many = getattr(self._authorizer, "decide_many", None)
+        decisions = (
+            decide_many(requests) if decide_many else [self._authorizer.decide(r) for r in requests]
+        )
+        for decision, request in zip(decisions, requests, strict=True):
+            if not decision.allowed:
+                raise AccessDenied(decision)
+            check_decision(decision, request)
+        return list(decisions)
+
     def _read(self, decision: Decision, owner_id: str, where: Any) -> list[VaultRecord]:
         owner = self.owner_digest(owner_id)
         with self._engine.connect() as conn:
@@ -229,11 +288,15 @@ class Vault:
         return version
 
     @staticmethod
-    def _refuse_if_erased(conn: sa.Connection, owner: str) -> None:
+    def _is_erased(conn: sa.Connection, owner: str) -> bool:
         erased_at = conn.execute(
             sa.select(t.erasures.c.erased_at).where(t.erasures.c.owner == owner)
         ).scalar_one_or_none()
-        if erased_at is not None:
+        return erased_at is not None
+
+    @classmethod
+    def _refuse_if_erased(cls, conn: sa.Connection, owner: str) -> None:
+        if cls._is_erased(conn, owner):
             raise ErasedError("this user's data was erased; nothing is held to read or write")
 
     @staticmethod
