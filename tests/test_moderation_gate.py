@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from trustfeed.custody._records import decode_record
@@ -21,11 +22,16 @@ from trustfeed.moderation import (
     Gate,
     HashMatchScreener,
     IllegalTransition,
+    ModerationError,
+    ScreeningStep,
     SignalValue,
     Status,
     UnknownItem,
     Verdict,
 )
+from trustfeed.moderation._appeals import Appeals, Outcome
+from trustfeed.moderation._review import ReviewQueue
+from trustfeed.moderation._taxonomy import Taxonomy
 from trustfeed.recommend import Recommender
 from trustfeed.storage import open_engine
 
@@ -235,46 +241,127 @@ ops = st.one_of(
     ),
     st.tuples(st.just("bank"), st.integers(0, 2), st.sampled_from(["bad", "allow"])),
     st.tuples(st.just("toggle"), st.booleans()),
+    st.tuples(st.just("pause"), st.sampled_from(["bad", "allow"]), st.integers(1, 120)),
+    st.tuples(st.just("tick"), st.integers(1, 120)),
+    # Reviews pick the n-th uploaded item and appeals the n-th restricted one (as a
+    # stateful bundle would), so they act instead of being refused for unknown ids.
+    st.tuples(
+        st.just("review"),
+        st.integers(0, N_ITEMS - 1),
+        st.sampled_from([s for s in Status if s is not Status.PENDING]),
+        st.sampled_from(["alice", "bob"]),
+    ),
+    st.tuples(
+        st.just("appeal"),
+        st.integers(0, N_ITEMS - 1),
+        st.sampled_from(list(Outcome)),
+        st.sampled_from(["alice", "bob"]),
+    ),
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+class _Clock:
+    """The property test's time: banks' pauses end only when a "tick" moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class _World:
+    gate: Gate
+    banks: Banks
+    queue: ReviewQueue
+    appeals: Appeals
+    clock: _Clock
+    steps: list[ScreeningStep]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ops, max_size=25))
 def test_no_non_eligible_item_is_ever_served(history) -> None:
-    """Random uploads, decisions and bank changes; after every step the gate's eligible
+    """Random uploads, decisions, review decisions, appeals and bank changes (additions,
+    allow-lists, switches, pauses that run out); after every step the gate's eligible
     set is exactly the eligible statuses, and a recommender synced through the feed
     never returns anything else."""
     rec = _recommender()
     ledger, engine = Ledger.open("sqlite://", origin="p/l"), open_engine("sqlite://")
     try:
-        g = Gate(engine, sink=ledger)
-        banks = Banks(engine, gate=g)
-        banks.create("bad", action=Status.REMOVED)
-        banks.create("allow", negative=True)
-        steps = [HashMatchScreener(banks, hasher=_fake_hasher)]
-        feed = EligibilityFeedFor(g)
+        world = _world(engine, ledger)
+        feed = EligibilityFeedFor(world.gate)
         rec.set_blocked(np.arange(N_ITEMS))  # the cached model forgets the last example's allows
         for op in history:
-            _apply(op, g, banks, steps)
-            _check_invariant(g, feed, rec, engine)
+            _apply(op, world)
+            _check_invariant(world.gate, feed, rec, engine)
     finally:
         ledger.close()
         engine.dispose()
 
 
-def _apply(op, g: Gate, banks: Banks, steps) -> None:
+def _world(engine: sa.Engine, ledger: Ledger) -> _World:
+    clock = _Clock()
+    g = Gate(engine, sink=ledger, clock=clock)
+    banks = Banks(engine, gate=g, clock=clock)
+    banks.create("bad", action=Status.REMOVED)
+    banks.create("allow", negative=True)
+    queue = ReviewQueue(engine, gate=g, taxonomy=Taxonomy.load(), sink=ledger, clock=clock)
+    appeals = Appeals(engine, gate=g, sink=ledger, clock=clock)
+    steps: list[ScreeningStep] = [HashMatchScreener(banks, hasher=_fake_hasher)]
+    return _World(g, banks, queue, appeals, clock, steps)
+
+
+def _apply(op, world: _World) -> None:
+    g, banks = world.gate, world.banks
     try:
         if op[0] == "upload":
             g.upload(op[1], actor=UP)
-            g.screen(op[1], op[2], steps)
+            g.screen(op[1], op[2], world.steps)
         elif op[0] == "decide":
             g.decide(op[1], op[2], reason="prop", actor=op[3])
         elif op[0] == "bank":
             banks.add(op[2], "pdq", POOL[op[1]])
-        else:
+        elif op[0] == "toggle":
             banks.set_enabled("bad", op[1])
-    except (IllegalTransition, UnknownItem, sa.exc.IntegrityError):
-        pass  # refused moves are part of the history too
+        elif op[0] == "pause":
+            banks.set_enabled(op[1], True, disable_until=world.clock.now + op[2])
+        elif op[0] == "tick":
+            world.clock.now += op[1]
+        elif op[0] == "review":
+            _review(world, _uploaded(g, op[1]), op[2], op[3])
+        else:
+            _appeal(world, _uploaded(g, op[1], _RESTRICTED), op[2], op[3])
+        event(f"{op[0]}: done")  # the statistics show each kind of step really happens
+    except (ModerationError, sa.exc.IntegrityError):
+        event(f"{op[0]}: refused")  # refused moves (illegal, stale, same moderator) count too
+
+
+_RESTRICTED = [s for s in Status if s not in (Status.PENDING, Status.ELIGIBLE)]
+
+
+def _uploaded(g: Gate, n: int, statuses: list[Status] | None = None) -> int:
+    """The n-th (cyclically) uploaded item in ``statuses``; UnknownItem (a refusal) if none."""
+    items = g.items_with_status(list(Status) if statuses is None else statuses)
+    if not items:
+        raise UnknownItem("no such item uploaded yet")
+    return items[n % len(items)]
+
+
+def _appeal(world: _World, item: int, outcome: Outcome, moderator: str) -> None:
+    """Resolve the item's open appeal (one refused earlier may be retried), or file one."""
+    waiting = [a for a in world.appeals.open_appeals() if a.item_id == item]
+    appeal = waiting[0] if waiting else world.appeals.file(item, appellant="c", statement="p")
+    world.appeals.resolve(appeal.id, moderator=moderator, outcome=outcome)
+
+
+def _review(world: _World, item: int, action: Status, moderator: str) -> None:
+    """Queue, claim and decide as a moderator, citing a policy that justifies ``action``."""
+    job = world.queue.enqueue(item, reason="prop", detected_by=RULE)
+    world.queue.claim(job, moderator)
+    policy = "no-violation" if action is Status.ELIGIBLE else "spam-low-quality"
+    world.queue.decide(job, moderator=moderator, action=action, policy_id=policy)
 
 
 def _check_invariant(g: Gate, feed, rec: Recommender, engine: sa.Engine) -> None:

@@ -1,13 +1,22 @@
-"""Text banks on SQLite and PostgreSQL: phrases and patterns matched through the tricks."""
+"""Text banks on SQLite and PostgreSQL: phrases and patterns matched through the tricks,
+and the media banks' controls (pauses, allow-list banks)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
-from trustfeed.moderation import ModerationError, Status, UnknownBank
-from trustfeed.moderation.text import InvalidPattern, TextBanks, compile_pattern
+from trustfeed.custody.ledger import Ledger
+from trustfeed.moderation import Actor, Gate, ModerationError, Status, UnknownBank
+from trustfeed.moderation.text import (
+    InvalidPattern,
+    TextBank,
+    TextBanks,
+    TextScreener,
+    compile_pattern,
+)
 from trustfeed.storage import open_engine
 
 
@@ -107,3 +116,112 @@ def test_bad_input_is_refused_with_a_clear_error(stocked: TextBanks) -> None:
     with pytest.raises(InvalidPattern, match="characters"):
         compile_pattern("a" * 301)
     assert len(stocked.entries("spam")) == 2
+
+
+# ------------------------------------------------------------------ the media banks' controls
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def gated(database_url: str) -> Iterator[tuple[TextBanks, Gate, Clock]]:
+    """Text banks that re-scan stored captions through a gate, on a clock the test moves."""
+    engine = open_engine(database_url)
+    ledger = Ledger.open("sqlite://", origin="test/ledger")
+    clock = Clock()
+    gate = Gate(engine, sink=ledger, clock=clock)
+    try:
+        yield TextBanks(engine, clock=clock, gate=gate), gate, clock
+    finally:
+        ledger.close()
+        engine.dispose()
+
+
+def _published(banks: TextBanks, gate: Gate, item: int, caption: str) -> None:
+    gate.upload(item, actor=Actor("uploader", "c"))
+    banks.store_caption(item, caption)
+    gate.decide(item, Status.ELIGIBLE, reason="clean at upload", actor=Actor("rule", "no-match"))
+
+
+def test_a_paused_bank_matches_again_once_its_disable_until_passes(gated) -> None:
+    banks, _, clock = gated
+    banks.create("mild", action=Status.NOT_RECOMMENDABLE)
+    banks.add_phrase("mild", "badword")
+    paused = banks.set_enabled("mild", True, disable_until=clock.now + 60)
+    assert paused.disable_until == 1060.0 and not paused.active(clock.now)
+    assert banks.match("badword") == []
+    clock.now += 60
+    assert [m.bank for m in banks.match("badword")] == ["mild"]
+    assert banks.set_enabled("mild", True).disable_until is None  # switching on clears a pause
+
+
+def test_an_allow_list_bank_suppresses_the_other_banks_matches(stocked: TextBanks) -> None:
+    stocked.create("places", negative=True)
+    stocked.add_phrase("places", "badwordton", note="a town whose name holds a banned word")
+    assert stocked.get("places").negative and not stocked.get("mild").negative
+    found = stocked.match_all("greetings from Badwordton")
+    assert [m.bank for m in found.matches] == ["mild"]
+    assert [m.bank for m in found.suppressed_by] == ["places"] and found.actionable == []
+    assert stocked.match("greetings from Badwordton") == []
+    assert [m.bank for m in stocked.match("you badword")] == ["mild"]  # elsewhere: still caught
+    stocked.set_enabled("places", False)  # a disabled allow-list suppresses nothing
+    assert [m.bank for m in stocked.match("greetings from Badwordton")] == ["mild"]
+
+
+def test_the_screener_reports_what_an_allow_list_suppressed(stocked: TextBanks) -> None:
+    stocked.create("places", negative=True)
+    stocked.add_phrase("places", "badwordton")
+    report = TextScreener(banks=stocked, classifiers=[]).screen_text("hello Badwordton")
+    assert report.verdict is None and report.bank_matches == []
+    assert [m["bank"] for m in report.to_json()["suppressed_by"]] == ["places"]
+
+
+def test_rescans_respect_allow_lists_and_pauses(gated) -> None:
+    banks, gate, clock = gated
+    banks.create("places", negative=True)
+    banks.add_phrase("places", "badwordton")
+    banks.create("mild", action=Status.NOT_RECOMMENDABLE)
+    _published(banks, gate, 1, "greetings from badwordton")
+    _published(banks, gate, 2, "you badword")
+    _published(banks, gate, 3, "free money")
+    banks.add_phrase("mild", "badword")
+    assert gate.eligible_items() == {1, 3}  # item 1's caption is allowed
+    banks.add_phrase("places", "you badword")  # an allow-list entry restricts nothing ...
+    assert gate.status(2) is Status.NOT_RECOMMENDABLE  # ... and undoes nothing either
+    banks.create("spam", action=Status.QUARANTINED)
+    banks.set_enabled("spam", True, disable_until=clock.now + 60)
+    banks.add_pattern("spam", r"free\s+money")  # paused: re-scans nothing
+    assert gate.is_eligible(3)
+
+
+#: ``moderation_text_banks`` as stores written before negative banks and pauses hold it.
+def _old_text_banks(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "moderation_text_banks",
+        metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("action", sa.String(24), nullable=False),
+        sa.Column("enabled", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
+def test_a_store_from_before_allow_lists_still_opens(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        old = _old_text_banks(sa.MetaData())
+        old.create(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                old.insert().values(name="mild", action="quarantined", enabled=True, created_at=1.0)
+            )
+        banks = TextBanks(engine)
+        assert banks.get("mild") == TextBank("mild", Status.QUARANTINED, True, False, None)
+        banks.add_phrase("mild", "badword")
+        assert [m.bank for m in banks.match("badword")] == ["mild"]
+    finally:
+        engine.dispose()

@@ -8,7 +8,7 @@ and re-scan published items when a hash is added. :class:`EligibilityFeed`
 tells the recommender what became (in)eligible. Videos match through
 vPDQ (:class:`VideoBank`, the ``video`` extra); captions through
 :mod:`trustfeed.moderation.text`. :class:`RuleEngine` maps signals to
-actions and review queues (with a dry run); :class:`ReviewQueue`,
+actions and named review queues (with a dry run); :class:`ReviewQueue`,
 :class:`Appeals` and :class:`Strikes` are the human side, and every
 restriction gets a DSA statement of reasons (:class:`StatementsOfReasons`).
 """
@@ -53,7 +53,7 @@ from trustfeed.moderation._media import SIGNAL_TYPES, hash_media, signal_type
 from trustfeed.moderation._metrics import FloodRule, MatchLog, overturn_rate, time_in_queue
 from trustfeed.moderation._moderation import Moderation
 from trustfeed.moderation._pdq import DIHEDRAL, PDQSignal, hex_to_bytes, load_image
-from trustfeed.moderation._review import Job, JobView, ReviewQueue
+from trustfeed.moderation._review import Job, JobView, NamedQueue, ReviewQueue
 from trustfeed.moderation._rules import RuleEngine, RuleScreener, RuleSet, StoredFacts, dry_run
 from trustfeed.moderation._signals import (
     Comparison,
@@ -98,6 +98,7 @@ __all__ = [
     "Moderation",
     "ModerationError",
     "MultiIndexHash",
+    "NamedQueue",
     "Outcome",
     "PDQSignal",
     "Policy",

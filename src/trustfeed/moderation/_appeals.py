@@ -13,7 +13,9 @@ decisions are not taken solely by automated means):
    ``eligible`` (as the resolving moderator), the feeds may serve it again,
    the strike the decision gave is removed and any strike consequence the
    creator no longer reaches is lifted; ``upheld`` changes nothing;
-4. filing and resolving are each appended to the ledger before their SQL commit.
+4. filing and resolving are each appended to the ledger before their SQL commit;
+   an overturn's gate transition commits in the same transaction as the
+   appeal's resolution (:meth:`Gate.begin`), so neither exists without the other.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from trustfeed.custody._records import EntrySink, encode_record
 from trustfeed.moderation import _workflow_tables as w
 from trustfeed.moderation._gate import Clock, Gate, Transition
 from trustfeed.moderation._status import Actor, Status
-from trustfeed.moderation._strikes import Strikes, creator_of
+from trustfeed.moderation._strikes import Strikes
 from trustfeed.moderation._workflow_errors import AppealRefused, UnknownJob
 
 _RESTRICTED = frozenset(
@@ -122,36 +124,47 @@ class Appeals:
             raise AppealRefused(f"appeal {appeal_id} is assigned to {appeal.assigned_to}")
         if appeal.state != "open":
             raise AppealRefused(f"appeal {appeal_id} was already resolved ({appeal.state})")
-        if self._gate.history(appeal.item_id)[-1].id != appeal.transition_id:
-            raise AppealRefused(f"item {appeal.item_id} changed since the appeal was filed")
-        if outcome is Outcome.OVERTURNED:
-            reason = f"appeal {appeal_id} overturned" + (f": {note}" if note else "")
-            self._gate.decide(
-                appeal.item_id, Status.ELIGIBLE, reason=reason, actor=Actor("moderator", moderator)
-            )
-        self._close(appeal, who, outcome, note)
+        with self._gate.begin() as conn:  # steps 3-4: the resolution and the reversal together
+            self._close(conn, appeal, who, outcome, note)
+            if outcome is Outcome.OVERTURNED:
+                reason = f"appeal {appeal_id} overturned" + (f": {note}" if note else "")
+                mod = Actor("moderator", moderator)
+                self._gate.decide(
+                    appeal.item_id, Status.ELIGIBLE, reason=reason, actor=mod, conn=conn
+                )
         if outcome is Outcome.OVERTURNED:
             self._undo_strikes(appeal, moderator)
         return self.get(appeal_id)
 
-    def _close(self, appeal: Appeal, who: str, outcome: Outcome, note: str) -> None:
-        at = self._clock()
+    def _close(
+        self, conn: sa.Connection, appeal: Appeal, who: str, outcome: Outcome, note: str
+    ) -> None:
+        """Resolve the appeal in ``conn`` if it is still open and the item has not moved.
+
+        A compare-and-set on ``state``, so two moderators resolving at once
+        cannot both win; the staleness check reads inside the same transaction.
+        """
+        if self._gate.history(appeal.item_id, conn=conn)[-1].id != appeal.transition_id:
+            raise AppealRefused(f"item {appeal.item_id} changed since the appeal was filed")
+        at, note = self._clock(), note[:1000]
+        a = w.appeals.c
+        done = conn.execute(
+            w.appeals.update()
+            .where(a.id == appeal.id, a.state == "open")
+            .values(state=outcome, resolved_by=who, resolved_at=at, note=note)
+        )
+        if done.rowcount != 1:
+            raise AppealRefused(f"appeal {appeal.id} was already resolved")
         fields = {"appeal": appeal.id, "item": appeal.item_id, "outcome": outcome}
-        fields |= {"resolved_by": who, "decided_by": appeal.decided_by, "note": note[:1000]}
-        with self._engine.begin() as conn:
-            self._sink.append(encode_record("moderation_appeal_resolved", at=at, **fields))
-            conn.execute(
-                w.appeals.update()
-                .where(w.appeals.c.id == appeal.id)
-                .values(state=outcome, resolved_by=who, resolved_at=at, note=note[:1000])
-            )
+        fields |= {"resolved_by": who, "decided_by": appeal.decided_by, "note": note}
+        self._sink.append(encode_record("moderation_appeal_resolved", at=at, **fields))
 
     def _undo_strikes(self, appeal: Appeal, moderator: str) -> None:
         if self._strikes is None or appeal.decision_id is None:
             return
         reason = f"decision overturned on appeal {appeal.id}"
         self._strikes.remove(decision_id=appeal.decision_id, item_id=appeal.item_id, reason=reason)
-        creator = creator_of(self._engine, appeal.item_id)
+        creator = self._gate.uploader(appeal.item_id)
         if creator is not None:
             self._strikes.lift(creator, moderator=moderator)
 

@@ -18,6 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from trustfeed.moderation import _tables as t
+from trustfeed.moderation._bank_rules import MatchResult, Switchable
 from trustfeed.moderation._errors import ModerationError, UnknownBank
 from trustfeed.moderation._gate import Clock, Gate, Verdict
 from trustfeed.moderation._index import BruteForceIndex, HammingIndex, build_index
@@ -32,7 +33,7 @@ _DELTA_LIMIT = 4096
 
 
 @dataclass(frozen=True)
-class Bank:
+class Bank(Switchable):
     """A bank's settings (its contents are rows of ``moderation_bank_entries``)."""
 
     name: str
@@ -41,10 +42,6 @@ class Bank:
     pdq_threshold: int
     enabled: bool
     disable_until: float | None
-
-    def active(self, now: float) -> bool:
-        """Whether matches count now: enabled, and any ``disable_until`` has passed."""
-        return self.enabled and (self.disable_until is None or now >= self.disable_until)
 
 
 @dataclass(frozen=True)
@@ -57,19 +54,6 @@ class BankMatch:
     value: str
     distance: int
     variant: int
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Positive matches, and the negative-bank matches that (if any) suppress them."""
-
-    matches: list[BankMatch]
-    suppressed_by: list[BankMatch]
-
-    @property
-    def actionable(self) -> list[BankMatch]:
-        """The matches to act on: none when an allow-list bank matched too."""
-        return [] if self.suppressed_by else self.matches
 
 
 @dataclass(frozen=True)
@@ -237,7 +221,7 @@ class Banks:
             ]
 
     # ------------------------------------------------------------------ matching
-    def match(self, values: Sequence[SignalValue]) -> MatchResult:
+    def match(self, values: Sequence[SignalValue]) -> MatchResult[BankMatch]:
         """Match one item's signals against every active bank.
 
         PDQ values below the quality floor are skipped; the threshold is each
@@ -251,9 +235,8 @@ class Banks:
             if active:
                 self._pdq.load(conn)
         found += self._perceptual(values, active)
-        positive = [m for m in found if not active[m.bank].negative]
-        negative = [m for m in found if active[m.bank].negative]
-        return MatchResult(_best_per_entry(positive), _best_per_entry(negative))
+        split = MatchResult.split(found, lambda m: active[m.bank].negative)
+        return MatchResult(_best_per_entry(split.matches), _best_per_entry(split.suppressed_by))
 
     @staticmethod
     def _exact(

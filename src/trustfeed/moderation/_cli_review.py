@@ -81,10 +81,14 @@ def _echo(value: Any) -> None:
 
 @moderation_app.command("queue")
 def queue_command(
-    store: Store, limit: Annotated[int, typer.Option(help="at most this many jobs")] = 50
+    store: Store,
+    limit: Annotated[int, typer.Option(help="at most this many jobs")] = 50,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="only this named queue (default: all)")
+    ] = None,
 ) -> None:
     """List the review jobs a moderator could claim now, most urgent first."""
-    jobs = _run(store, None, lambda g, e, s: _queue(g, e, s).pending(limit))
+    jobs = _run(store, None, lambda g, e, s: _queue(g, e, s).pending(limit, queue=queue))
     _echo([asdict(j) for j in jobs])
 
 

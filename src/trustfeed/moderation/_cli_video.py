@@ -23,6 +23,7 @@ from trustfeed.moderation._vpdq import (
     VideoBank,
     hash_video_file,
 )
+from trustfeed.moderation.text import TextBanks, TextScoreLog
 from trustfeed.storage import StorageError, open_engine
 
 rules_app = typer.Typer(help="Moderation rules: check what a rule set would do.")
@@ -83,7 +84,13 @@ def dry_run_command(
     try:
         gate = Gate(db, sink=_NoWrites())
         banks = Banks(db, gate=gate)
-        facts = StoredFacts(gate, banks, videos=VideoBank(db, banks=banks, gate=gate))
+        facts = StoredFacts(
+            gate,
+            banks,
+            videos=VideoBank(db, banks=banks, gate=gate),
+            text_banks=TextBanks(db),
+            text_scores=TextScoreLog(db),
+        )
         report = dry_run(engine, gate, facts)
     except ModerationError as exc:
         raise _fail(str(exc)) from exc

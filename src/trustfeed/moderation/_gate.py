@@ -7,7 +7,10 @@ candidate retrieval. The gate keeps that true by construction:
 2. a status changes only through :meth:`Gate.decide`, which checks the
    transition table (``_status``), writes the SQL row and the history row, and
    appends the transition to the ledger, all before the SQL commit — a
-   transition the ledger did not take does not happen;
+   transition the ledger did not take does not happen. A caller whose own
+   record must commit with the move (a review decision, an appeal's
+   resolution) opens :meth:`Gate.begin` and passes its connection, so both
+   commit together or neither does;
 3. screening fails closed: a step that raises moves the item to
    ``not_recommendable`` (recorded, with the error's type as the reason);
 4. the engine learns what changed from :class:`EligibilityFeed`, which
@@ -17,8 +20,9 @@ candidate retrieval. The gate keeps that true by construction:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,6 +94,28 @@ class Gate:
         t.metadata.create_all(engine)
 
     # ------------------------------------------------------------------ writes
+    def begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """One SQL transaction on the gate's store, to pass as ``conn=`` to the writes.
+
+        Why: a decision recorded beside the gate (review, appeal) must commit
+        with its transition; two transactions would let a crash between them
+        leave one without the other.
+        """
+        return self._engine.begin()
+
+    @contextlib.contextmanager
+    def _using(self, conn: sa.Connection | None, *, read: bool = False) -> Iterator[sa.Connection]:
+        """The caller's transaction if it passed one (the caller commits), else a new one.
+
+        Reads take ``conn`` too: inside a transaction they must see its own
+        writes, and on in-memory SQLite a second connection is the same one.
+        """
+        if conn is not None:
+            yield conn
+            return
+        with self._engine.connect() if read else self._engine.begin() as own:
+            yield own
+
     def upload(self, item_id: int, *, actor: Actor, reason: str = "uploaded") -> Transition:
         """Register a new item as ``pending``; a second upload of one id is refused."""
         with self._engine.begin() as conn:
@@ -97,30 +123,51 @@ class Gate:
                 raise IllegalTransition(f"item {item_id} was already uploaded")
             return self._write(conn, item_id, None, Status.PENDING, reason, actor)
 
-    def decide(self, item_id: int, to: Status, *, reason: str, actor: Actor) -> Transition:
+    def decide(
+        self,
+        item_id: int,
+        to: Status,
+        *,
+        reason: str,
+        actor: Actor,
+        conn: sa.Connection | None = None,
+    ) -> Transition:
         """Move an item to ``to``, if the table lets ``actor`` make that move."""
-        return self.decide_many([item_id], to, reason=reason, actor=actor)[0]
+        return self.decide_many([item_id], to, reason=reason, actor=actor, conn=conn)[0]
 
     def decide_many(
-        self, item_ids: Sequence[int], to: Status, *, reason: str, actor: Actor
+        self,
+        item_ids: Sequence[int],
+        to: Status,
+        *,
+        reason: str,
+        actor: Actor,
+        conn: sa.Connection | None = None,
     ) -> list[Transition]:
         """One decision for many items in one SQL transaction and one ledger batch.
 
-        All or nothing: one illegal move refuses the whole batch.
+        All or nothing: one illegal move refuses the whole batch. With ``conn``
+        (from :meth:`begin`) the moves commit with the caller's transaction.
         """
         to = Status(to)
-        with self._engine.begin() as conn:
+        with self._using(conn) as tx:
             moves = []
             for item_id in item_ids:
-                old = self._current(conn, item_id)
+                old = self._current(tx, item_id)
                 if old is None:
                     raise UnknownItem(f"item {item_id} was never uploaded")
                 check_transition(old, to, actor)
                 moves.append((item_id, old))
-            return self._write_many(conn, moves, to, reason, actor)
+            return self._write_many(tx, moves, to, reason, actor)
 
     def escalate(
-        self, item_ids: Iterable[int], to: Status, *, reason: str, actor: Actor
+        self,
+        item_ids: Iterable[int],
+        to: Status,
+        *,
+        reason: str,
+        actor: Actor,
+        conn: sa.Connection | None = None,
     ) -> list[Transition]:
         """Move the listed items to ``to`` where that is more severe than where they are.
 
@@ -128,15 +175,15 @@ class Gate:
         already at least as restricted is left alone instead of refused.
         """
         to = Status(to)
-        with self._engine.begin() as conn:
+        with self._using(conn) as tx:
             moves = []
             for item_id in item_ids:
-                old = self._current(conn, item_id)
+                old = self._current(tx, item_id)
                 if old is None or (old is not Status.PENDING and SEVERITY[old] >= SEVERITY[to]):
                     continue
                 check_transition(old, to, actor)
                 moves.append((item_id, old))
-            return self._write_many(conn, moves, to, reason, actor)
+            return self._write_many(tx, moves, to, reason, actor)
 
     def screen(self, item_id: int, media: bytes, steps: Sequence[ScreeningStep]) -> Status:
         """Run every step on a pending upload and decide; fail closed on any error.
@@ -217,13 +264,26 @@ class Gate:
         row = conn.execute(sa.select(t.items.c.status).where(t.items.c.item_id == item_id)).first()
         return None if row is None else Status(row[0])
 
-    def status(self, item_id: int) -> Status:
+    def status(self, item_id: int, *, conn: sa.Connection | None = None) -> Status:
         """The item's status; :class:`UnknownItem` for an id never uploaded."""
-        with self._engine.connect() as conn:
-            found = self._current(conn, int(item_id))
+        with self._using(conn, read=True) as tx:
+            found = self._current(tx, int(item_id))
         if found is None:
             raise UnknownItem(f"item {item_id} was never uploaded")
         return found
+
+    def uploader(self, item_id: int, *, conn: sa.Connection | None = None) -> str | None:
+        """Who uploaded the item: the id on its upload transition (None: no uploader's).
+
+        The upload is the one transition from no status, so this needs no
+        table of its own and cannot disagree with the recorded history.
+        """
+        c = t.transitions.c
+        query = sa.select(c.actor).where(c.item_id == int(item_id), c.from_status.is_(None))
+        with self._using(conn, read=True) as tx:
+            actor = tx.execute(query).scalar()
+        kind, _, ident = str(actor).partition(":")
+        return ident if actor is not None and kind == "uploader" else None
 
     def is_eligible(self, item_id: int) -> bool:
         """Whether the item may be served; unknown items may not."""
@@ -242,11 +302,11 @@ class Gate:
         ok = np.fromiter(self.eligible_items(), np.int64)
         return ids[~np.isin(ids, ok)]
 
-    def history(self, item_id: int) -> list[Transition]:
+    def history(self, item_id: int, *, conn: sa.Connection | None = None) -> list[Transition]:
         """Every transition of one item, oldest first."""
         query = sa.select(t.transitions).where(t.transitions.c.item_id == item_id)
-        with self._engine.connect() as conn:
-            return [_transition(r) for r in conn.execute(query.order_by(t.transitions.c.id))]
+        with self._using(conn, read=True) as tx:
+            return [_transition(r) for r in tx.execute(query.order_by(t.transitions.c.id))]
 
     def transitions_since(self, cursor: int, limit: int = 100_000) -> list[Transition]:
         """Transitions with an id above ``cursor``, in order (what feeds follow)."""

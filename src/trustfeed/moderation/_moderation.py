@@ -1,9 +1,12 @@
 """One object for a deployment: the gate, the banks and the default screening pipeline.
 
 The default pipeline, in order: media hashes (videos through vPDQ, images
-through MD5/SHA-256/PDQ banks), the caption through text screening, and the
-uploader's strikes. The gate takes the most severe verdict; any step's failure
-leaves the item not recommendable.
+through MD5/SHA-256/PDQ banks), the caption through text screening (which
+stores its classifier scores), the rules if any, and the uploader's strikes.
+Rules come after both screening steps because they judge what those stored:
+bank matches, caption bank matches and caption scores. The gate takes the
+most severe verdict; any step's failure leaves the item not recommendable
+(a failing text step also means the rules never see a partial picture).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from trustfeed.moderation._status import Actor, Status
 from trustfeed.moderation._strikes import Strikes, StrikeScreener
 from trustfeed.moderation._taxonomy import Taxonomy
 from trustfeed.moderation._vpdq import VideoBank, VideoMatchScreener
-from trustfeed.moderation.text import TextBanks, TextClassifier, TextScreener
+from trustfeed.moderation.text import TextBanks, TextClassifier, TextScoreLog, TextScreener
 from trustfeed.storage import open_engine
 
 
@@ -54,6 +57,7 @@ class Moderation:
         self._captions: dict[int, str] = {}
         self.videos: VideoBank | None = None
         self.text_banks: TextBanks | None = None
+        self.text_scores: TextScoreLog | None = None
         self.strikes: Strikes | None = None
         self.queue: ReviewQueue | None = None
 
@@ -71,8 +75,8 @@ class Moderation:
 
         ``text_classifiers`` default to the models shipped with the installed
         packages (see :func:`trustfeed.moderation.text.default_classifiers`).
-        ``rules`` run after the media step, on the signals it stored; every rule
-        route goes to the one review queue (its name is kept as the job's reason).
+        ``rules`` run after the media and text steps, on what they stored; a
+        rule's queue is the named queue of :attr:`queue` its jobs go to.
         """
         engine = open_engine(url)
         gate = Gate(engine, sink=sink, clock=clock)
@@ -81,25 +85,36 @@ class Moderation:
         mod.videos = VideoBank(engine, banks=banks, gate=gate, clock=clock)
         mod.text_banks = TextBanks(engine, clock=clock, gate=gate)
         mod.strikes = Strikes(engine, gate=gate, sink=sink, clock=clock)
-        mod.queue = ReviewQueue(
+        mod.queue = queue = ReviewQueue(
             engine, gate=gate, taxonomy=Taxonomy.load(), sink=sink, clock=clock,
             banks=banks, strikes=mod.strikes,
         )  # fmt: skip
-        media: list[ScreeningStep] = [
-            VideoMatchScreener(mod.videos, banks, images=HashMatchScreener(banks))
-        ]
-        if rules is not None:
-            facts = StoredFacts(gate, banks, videos=mod.videos, strikes=mod.strikes)
-            queues = {r.queue: mod.queue for r in rules.rules if r.queue is not None}
-            media.append(RuleScreener(RuleEngine(rules), facts, queues=queues))
+        mod.text_scores = TextScoreLog(engine, clock=clock)
         mod.steps = [
-            *media,
+            VideoMatchScreener(mod.videos, banks, images=HashMatchScreener(banks)),
             TextScreener(
-                banks=mod.text_banks, classifiers=text_classifiers, captions=mod._caption_of
+                banks=mod.text_banks,
+                classifiers=text_classifiers,
+                captions=mod._caption_of,
+                score_log=mod.text_scores,
             ),
+            *([mod._rule_step(rules, queue)] if rules is not None else []),
             StrikeScreener(mod.strikes, mod.queue),
         ]
         return mod
+
+    def _rule_step(self, rules: RuleSet, queue: ReviewQueue) -> RuleScreener:
+        """The rules as a screening step: facts from the store, routes to named queues."""
+        facts = StoredFacts(
+            self.gate,
+            self.banks,
+            videos=self.videos,
+            strikes=self.strikes,
+            text_banks=self.text_banks,
+            text_scores=self.text_scores,
+        )
+        queues = {r.queue: queue.named(r.queue) for r in rules.rules if r.queue is not None}
+        return RuleScreener(RuleEngine(rules), facts, queues=queues)
 
     def submit(
         self, item_id: int, media: bytes, *, uploader: str, caption: str | None = None

@@ -6,6 +6,12 @@ Why these rules:
   reviewed once: a new item joins an open job with the same exact key
   (SHA-256 / MD5 / a caller's media key) or a PDQ hash within
   ``pdq_threshold`` bits, and the decision applies to every item in the job.
+* **Named queues.** Each job sits in one queue (``"csam-hash"``,
+  ``"hate-text"``, :data:`DEFAULT_QUEUE`), so each team claims only its own
+  work (``pending``/``claim_next`` with ``queue=``). An item or media is in at
+  most one open job, across queues, so two teams never decide it at once; a
+  more urgent route moves the job to its queue (the specialists of the more
+  serious signal see it).
 * **Exclusive claim with a lease.** A claim holds a job for ``lease_seconds``;
   a second moderator is refused while the lease holds, and a lease that runs
   out returns the job to the queue, so an abandoned claim never strands it.
@@ -17,13 +23,18 @@ Why these rules:
 Deciding a job, step by step:
 
 1. check the policy and that it justifies the action;
-2. close the job with a compare-and-set that requires the caller's unexpired
-   lease (two deciders cannot both win);
-3. move every item through :meth:`Gate.decide_many` as the moderator (all or
-   nothing; on failure the job is reopened);
-4. store the decision, the transition of each item, and append the decision
-   to the ledger before that commit;
-5. add strikes for policies that carry them.
+2. in one SQL transaction (:meth:`Gate.begin`), close the job with a
+   compare-and-set that requires the caller's unexpired lease (two deciders
+   cannot both win);
+3. in it, move every item through :meth:`Gate.decide_many` as the moderator
+   (all or nothing);
+4. in it, store the decision and the transition of each item, append the
+   decision to the ledger, and commit — so a crash or a failure anywhere in
+   2–4 leaves the job open and no item moved, and a transition is never
+   committed without the decision that cites its policy (which the DSA
+   statements read);
+5. add strikes for policies that carry them (after the commit: a strike
+   re-evaluates the creator's consequences, which move other items).
 """
 
 from __future__ import annotations
@@ -43,11 +54,14 @@ from trustfeed.moderation._gate import Clock, Gate
 from trustfeed.moderation._pdq import PDQSignal
 from trustfeed.moderation._signals import SignalValue, hamming_hex
 from trustfeed.moderation._status import Actor, Status
-from trustfeed.moderation._strikes import Strikes, creator_of
+from trustfeed.moderation._strikes import Strikes
+from trustfeed.moderation._tables import add_missing_columns
 from trustfeed.moderation._taxonomy import Taxonomy
 from trustfeed.moderation._workflow_errors import JobClosed, LeaseRefused, UnknownJob
 
 OPEN, DECIDED = "open", "decided"
+#: The queue a job goes to when the caller names none.
+DEFAULT_QUEUE = "default"
 #: Exact signals that identify the same media, strongest first.
 _EXACT = ("sha256", "md5")
 
@@ -67,6 +81,20 @@ class Job:
     claimed_by: str | None
     lease_until: float | None
     decided_at: float | None
+    queue: str = DEFAULT_QUEUE
+
+
+@dataclass(frozen=True)
+class NamedQueue:
+    """One named queue of a :class:`ReviewQueue`, in the shape rules enqueue through."""
+
+    review: ReviewQueue
+    name: str
+
+    def enqueue(self, item_id: int, *, reason: str, detected_by: Actor, priority: int = 0) -> int:
+        return self.review.enqueue(
+            item_id, reason=reason, detected_by=detected_by, priority=priority, queue=self.name
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +132,11 @@ class Decision:
 
 
 class ReviewQueue:
-    """Review jobs in SQL; decisions go through the gate and into the ledger."""
+    """Review jobs in SQL; decisions go through the gate and into the ledger.
+
+    ``engine`` must be the gate's store: a decision commits in the gate's
+    transaction (step 2 of the module docstring).
+    """
 
     def __init__(
         self,
@@ -131,6 +163,7 @@ class ReviewQueue:
         self.lease_seconds = lease_seconds
         self.pdq_threshold = pdq_threshold
         w.metadata.create_all(engine)
+        add_missing_columns(engine, w.review_jobs)
 
     # ------------------------------------------------------------------ enqueue
     def enqueue(
@@ -142,12 +175,16 @@ class ReviewQueue:
         priority: int = 0,
         media_key: str | None = None,
         signals: Sequence[SignalValue] | None = None,
+        queue: str = DEFAULT_QUEUE,
     ) -> int:
-        """Queue an item for review; return its job (an open duplicate's, if any).
+        """Queue an item for review in ``queue``; return its job (an open duplicate's, if any).
 
         Without ``media_key`` or ``signals`` the item's stored signals are used
         (``Banks.item_signals``); with none at all the item is its own media.
+        Joining an open job with a higher priority raises the job's priority
+        and moves it to ``queue`` (see the module docstring).
         """
+        _check_queue_name(queue)
         if signals is None and self._banks is not None:
             signals = self._banks.item_signals(item_id)
         key, pdq = _media_identity(item_id, media_key, signals or [])
@@ -156,7 +193,7 @@ class ReviewQueue:
             job_id = self._open_job_for(conn, item_id, key, pdq)
             if job_id is None:
                 row = {"media_key": key, "pdq": pdq, "priority": priority, "state": OPEN}
-                row |= {"reason": reason[:500], "detected_by": str(detected_by)}
+                row |= {"reason": reason[:500], "detected_by": str(detected_by), "queue": queue}
                 done = conn.execute(w.review_jobs.insert().values(**row, created_at=now))
                 ident: Any = done.inserted_primary_key
                 job_id = int(ident[0])
@@ -165,10 +202,15 @@ class ReviewQueue:
                 conn.execute(
                     w.review_jobs.update()
                     .where(j.id == job_id, j.priority < priority)
-                    .values(priority=priority)
+                    .values(priority=priority, queue=queue)
                 )
             self._add_item(conn, job_id, item_id, now)
         return job_id
+
+    def named(self, queue: str) -> NamedQueue:
+        """The queue called ``queue``, as rules route to it (:class:`NamedQueue`)."""
+        _check_queue_name(queue)
+        return NamedQueue(self, queue)
 
     def _open_job_for(
         self, conn: sa.Connection, item_id: int, key: str, pdq: str | None
@@ -211,11 +253,12 @@ class ReviewQueue:
         items = conn.execute(sa.select(i.item_id).where(i.job_id == job_id).order_by(i.item_id))
         return _job(row, tuple(int(x) for x in items.scalars()))
 
-    def pending(self, limit: int = 100) -> list[Job]:
+    def pending(self, limit: int = 100, *, queue: str | None = None) -> list[Job]:
         """Jobs a moderator could claim now: open and not under an unexpired lease.
 
         Highest priority first, then oldest, so urgent work is never starved by
-        a backlog and equal work is done in arrival order.
+        a backlog and equal work is done in arrival order. ``queue`` keeps only
+        that queue's jobs (None: every queue).
         """
         j = w.review_jobs.c
         query = (
@@ -224,6 +267,8 @@ class ReviewQueue:
             .order_by(j.priority.desc(), j.created_at, j.id)
             .limit(limit)
         )
+        if queue is not None:
+            query = query.where(j.queue == queue)
         with self._engine.connect() as conn:
             return [self._job(conn, int(x)) for x in conn.execute(query).scalars()]
 
@@ -243,9 +288,9 @@ class ReviewQueue:
                 raise self._why_not(conn, job_id, now)
             return _view(self._job(conn, job_id))
 
-    def claim_next(self, moderator: str) -> JobView | None:
-        """Claim the most urgent available job; None when the queue is empty."""
-        for job in self.pending(limit=20):
+    def claim_next(self, moderator: str, *, queue: str | None = None) -> JobView | None:
+        """Claim the most urgent available job (of ``queue`` if given); None when there is none."""
+        for job in self.pending(limit=20, queue=queue):
             try:
                 return self.claim(job.id, moderator)
             except LeaseRefused:  # someone else took it between the read and the claim
@@ -302,48 +347,38 @@ class ReviewQueue:
         policy = self._taxonomy.get(policy_id)  # step 1
         if action is Status.PENDING or (action is Status.ELIGIBLE) == policy.restricts:
             raise ModerationError(f"policy {policy_id} does not justify the action {action}")
-        job = self._close(job_id, str(actor))  # step 2
         reason = f"review job {job_id}: policy {policy_id}" + (f": {note}" if note else "")
-        try:  # step 3
-            todo = [i for i in job.items if self._gate.status(i) is not action]
-            moves = self._gate.decide_many(todo, action, reason=reason, actor=actor)
-        except ModerationError:
-            self._reopen(job_id)
-            raise
-        by_item = {m.item_id: m.id for m in moves}
-        transitions = tuple(by_item.get(i) for i in job.items)
-        decision = self._record(job, str(actor), action, policy_id, note, transitions)  # step 4
+        with self._gate.begin() as conn:  # steps 2-4 commit together or not at all
+            job = self._close(conn, job_id, str(actor))
+            todo = [i for i in job.items if self._gate.status(i, conn=conn) is not action]
+            moves = self._gate.decide_many(todo, action, reason=reason, actor=actor, conn=conn)
+            by_item = {m.item_id: m.id for m in moves}
+            transitions = tuple(by_item.get(i) for i in job.items)
+            decision = self._record(conn, job, str(actor), action, policy_id, note, transitions)
         if self._strikes is not None and policy.strike:  # step 5
             for item in job.items:
-                creator = creator_of(self._engine, item)
+                creator = self._gate.uploader(item)
                 if creator is not None:
                     self._strikes.add(
                         creator, decision_id=decision.id, item_id=item, policy_id=policy_id
                     )
         return decision
 
-    def _close(self, job_id: int, who: str) -> Job:
+    def _close(self, conn: sa.Connection, job_id: int, who: str) -> Job:
         now = self._clock()
         j = w.review_jobs.c
-        with self._engine.begin() as conn:
-            done = conn.execute(
-                w.review_jobs.update()
-                .where(j.id == job_id, j.state == OPEN, j.claimed_by == who, j.lease_until > now)
-                .values(state=DECIDED, decided_at=now)
-            )
-            if done.rowcount != 1:
-                raise self._why_not(conn, job_id, now)
-            return self._job(conn, job_id)
-
-    def _reopen(self, job_id: int) -> None:
-        j = w.review_jobs.c
-        with self._engine.begin() as conn:
-            conn.execute(
-                w.review_jobs.update().where(j.id == job_id).values(state=OPEN, decided_at=None)
-            )
+        done = conn.execute(
+            w.review_jobs.update()
+            .where(j.id == job_id, j.state == OPEN, j.claimed_by == who, j.lease_until > now)
+            .values(state=DECIDED, decided_at=now)
+        )
+        if done.rowcount != 1:
+            raise self._why_not(conn, job_id, now)
+        return self._job(conn, job_id)
 
     def _record(
         self,
+        conn: sa.Connection,
         job: Job,
         who: str,
         action: Status,
@@ -354,19 +389,18 @@ class ReviewQueue:
         at, note = self._clock(), note[:1000]
         fields = {"job": job.id, "moderator": who, "action": action, "policy": policy_id}
         fields |= {"note": note, "items": list(job.items), "transitions": list(transitions)}
-        with self._engine.begin() as conn:
-            index = self._sink.append(encode_record("moderation_review_decision", at=at, **fields))
-            row = {"job_id": job.id, "moderator": who, "action": action, "policy_id": policy_id}
-            row |= {"note": note, "at": at, "ledger_index": index}
-            key: Any = conn.execute(w.review_decisions.insert().values(**row)).inserted_primary_key
-            decision_id = int(key[0])
-            conn.execute(
-                w.decision_items.insert(),
-                [
-                    {"decision_id": decision_id, "item_id": i, "transition_id": tr}
-                    for i, tr in zip(job.items, transitions, strict=True)
-                ],
-            )
+        index = self._sink.append(encode_record("moderation_review_decision", at=at, **fields))
+        row = {"job_id": job.id, "moderator": who, "action": action, "policy_id": policy_id}
+        row |= {"note": note, "at": at, "ledger_index": index}
+        key: Any = conn.execute(w.review_decisions.insert().values(**row)).inserted_primary_key
+        decision_id = int(key[0])
+        conn.execute(
+            w.decision_items.insert(),
+            [
+                {"decision_id": decision_id, "item_id": i, "transition_id": tr}
+                for i, tr in zip(job.items, transitions, strict=True)
+            ],
+        )
         return Decision(
             decision_id, job.id, who, action, policy_id, note, at, job.items, transitions, index
         )
@@ -376,6 +410,11 @@ class ReviewQueue:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(w.review_decisions).order_by(w.review_decisions.c.id))
             return [_decision(conn, r) for r in rows.all()]
+
+
+def _check_queue_name(queue: str) -> None:
+    if not 1 <= len(queue) <= 64:
+        raise ModerationError(f"a queue name has 1-64 characters, got {len(queue)}")
 
 
 def _media_identity(
@@ -424,6 +463,7 @@ def _job(row: sa.Row[Any], items: tuple[int, ...]) -> Job:
         m["claimed_by"],
         None if lease is None else float(lease),
         None if decided is None else float(decided),
+        m["queue"],
     )
 
 

@@ -4,8 +4,11 @@ A rule set is versioned JSON validated by pydantic::
 
     {"format": 1, "version": 3, "rules": [
       {"id": "known-csam", "when": [{"match": {"bank": "csam"}}], "status": "removed"},
-      {"id": "toxic-caption", "when": [{"score": {"name": "text.toxicity", "at_least": 0.9}}],
-       "status": "not_recommendable", "queue": "text", "priority": 5},
+      {"id": "profane-caption",
+       "when": [{"score": {"name": "text.alt-profanity-check.offensive", "at_least": 0.9}}],
+       "status": "not_recommendable", "queue": "hate-text", "priority": 5},
+      {"id": "slur-list", "when": [{"match": {"bank": "slurs", "signal": "text"}}],
+       "queue": "hate-text"},
       {"id": "repeat-offender", "when": [{"strikes": {"at_least": 3}}], "queue": "creators"}]}
 
 Semantics (why not "first match wins"): every enabled rule whose conditions
@@ -20,6 +23,12 @@ rule: an empty or permissive file is refused, not silently applied.
 A condition on a score that is absent does not hold (the text screener may not
 have run); a score that is present but not a number is a :class:`RuleError`,
 which the gate turns into "not recommendable" (fail closed).
+
+What rules see (:class:`StoredFacts`): media and video bank matches, text-bank
+matches of the stored caption (signal ``"text"``, distance 0), the newest
+caption classifier scores as ``text.<model name>.<label>``, and the
+uploader's active strikes. A queue name is the review queue the item goes to
+(:meth:`ReviewQueue.named`).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from trustfeed.moderation._status import SEVERITY, Actor, Status
 if TYPE_CHECKING:
     from trustfeed.moderation._banks import Banks
     from trustfeed.moderation._vpdq import VideoBank
+    from trustfeed.moderation.text import Score, TextMatch
 
 #: The rule-file format this module reads.
 FORMAT = 1
@@ -213,11 +223,21 @@ class Decision:
 
 
 def _lookup(signals: Mapping[str, Any], dotted: str) -> Any:
+    """``signals`` at a dotted path, where a key may itself hold dots (a model named
+    ``"x/model-1.5"``): at each level the longest key that is present wins.
+
+    >>> _lookup({"text": {"m-1.5": {"hate": 0.2}}}, "text.m-1.5.hate")
+    0.2
+    """
     value: Any = signals
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    parts = dotted.split(".")
+    while parts:
+        if not isinstance(value, Mapping):
             return None
-        value = value[part]
+        cut = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in value), 0)
+        if cut == 0:
+            return None
+        value, parts = value[".".join(parts[:cut])], parts[cut:]
     return value
 
 
@@ -342,14 +362,29 @@ class StrikeCounter(Protocol):
     def count(self, creator: str) -> int: ...
 
 
+class CaptionBanks(Protocol):
+    """Stored captions and the text banks they match (``TextBanks`` has this shape)."""
+
+    def caption(self, item_id: int) -> str | None: ...
+
+    def match(self, text: str) -> list[TextMatch]: ...
+
+
+class ScoreSource(Protocol):
+    """Stored classifier scores (``TextScoreLog.latest`` has this shape)."""
+
+    def latest(self, item_id: int) -> list[Score]: ...
+
+
 # ---------------------------------------------------------------------- facts from the store
 FactSource = Callable[[int], ItemFacts]
 
 
 class StoredFacts:
     """Facts from what the store already holds: stored signals matched against the
-    banks as they are now, extra signals from ``signals``, and the uploader's
-    strikes (the uploader is the actor of the item's first transition).
+    banks as they are now, the stored caption matched against the text banks
+    as they are now, the newest stored caption scores, extra signals from
+    ``signals``, and the uploader's strikes (:meth:`Gate.uploader`).
 
     Read-only: used by the rule screening step and by the dry run alike.
     """
@@ -362,12 +397,16 @@ class StoredFacts:
         videos: VideoBank | None = None,
         signals: Callable[[int], Mapping[str, Any]] | None = None,
         strikes: StrikeCounter | None = None,
+        text_banks: CaptionBanks | None = None,
+        text_scores: ScoreSource | None = None,
     ) -> None:
         self._gate = gate
         self._banks = banks
         self._videos = videos
         self._signals = signals
         self._strikes = strikes
+        self._text_banks = text_banks
+        self._text_scores = text_scores
 
     def __call__(self, item_id: int) -> ItemFacts:
         found = self._banks.match(self._banks.item_signals(item_id)).actionable
@@ -375,24 +414,40 @@ class StoredFacts:
         if self._videos is not None and (video := self._videos.item_video(item_id)) is not None:
             vm = self._videos.match(video).actionable
             matches += [MatchFact(m.bank, "vpdq", m.distance, m.entry_id) for m in vm]
-        extra = self._signals(item_id) if self._signals is not None else {}
-        return ItemFacts(item_id, tuple(matches), extra, self._strike_count(item_id))
+        matches += self._text_matches(item_id)
+        signals = self._text_signals(item_id)
+        signals |= self._signals(item_id) if self._signals is not None else {}
+        return ItemFacts(item_id, tuple(matches), signals, self._strike_count(item_id))
+
+    def _text_matches(self, item_id: int) -> list[MatchFact]:
+        if self._text_banks is None:
+            return []
+        caption = self._text_banks.caption(item_id)
+        hits = self._text_banks.match(caption) if caption else []
+        return [MatchFact(m.bank, "text", 0, m.entry_id) for m in hits]
+
+    def _text_signals(self, item_id: int) -> dict[str, Any]:
+        """``{"text": {model: {label: score}}}``, what ``text.<model>.<label>`` reads."""
+        if self._text_scores is None:
+            return {}
+        by_model: dict[str, dict[str, float]] = {}
+        for score in self._text_scores.latest(item_id):
+            by_model.setdefault(score.model, {})[score.label] = score.value
+        return {"text": by_model} if by_model else {}
 
     def _strike_count(self, item_id: int) -> int:
         if self._strikes is None:
             return 0
-        history = self._gate.history(item_id)
-        first = Actor.parse(history[0].actor) if history else None
-        if first is None or first.kind != "uploader":
-            return 0
-        return int(self._strikes.count(first.id))
+        creator = self._gate.uploader(item_id)
+        return 0 if creator is None else int(self._strikes.count(creator))
 
 
 class RuleScreener:
     """The screening step for rules: facts from the store, then :meth:`RuleEngine.evaluate`.
 
-    Put it after the hashing step(s), which store the signals it reads. Its
-    review routes are applied here; its status goes back to the gate as a verdict.
+    Put it after the hashing and text steps, which store the signals and
+    scores it reads. Its review routes are applied here; its status goes back
+    to the gate as a verdict.
     """
 
     name = "rules"

@@ -88,17 +88,6 @@ class Strike:
     removed_at: float | None
 
 
-def creator_of(engine: sa.Engine, item_id: int) -> str | None:
-    """The uploader the gate recorded for ``item_id`` (None: not uploaded by a creator)."""
-    c = t.transitions.c
-    query = sa.select(c.actor).where(c.item_id == item_id, c.from_status.is_(None))
-    with engine.connect() as conn:
-        actor = conn.execute(query).scalar()
-    if actor is None or not str(actor).startswith("uploader:"):
-        return None
-    return str(actor).partition(":")[2]
-
-
 def items_of(engine: sa.Engine, creator: str) -> list[int]:
     """Every item the gate recorded as uploaded by ``creator``."""
     c = t.transitions.c
@@ -229,7 +218,7 @@ class StrikeScreener:
         self._queue = queue
 
     def screen(self, item_id: int, media: bytes) -> Verdict | None:
-        creator = creator_of(self._strikes._engine, item_id)
+        creator = self._strikes._gate.uploader(item_id)
         if creator is None:
             return None
         found = self._strikes.consequences(creator)

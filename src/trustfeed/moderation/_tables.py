@@ -75,3 +75,24 @@ bank_entries = sa.Table(
     sa.UniqueConstraint("bank", "signal", "value", name="uq_moderation_bank_entry"),
     sa.Index("ix_moderation_bank_entries_value", "signal", "value"),
 )
+
+
+def add_missing_columns(engine: sa.Engine, table: sa.Table) -> list[str]:
+    """Add the columns of ``table`` that a store made by an older version lacks.
+
+    Why: ``create_all`` creates missing tables but never alters existing ones,
+    so a store written before a column existed would fail on its first query.
+    Only columns that are nullable or have a server default can be added this
+    way (both backends then fill the old rows); the names added are returned.
+    """
+    with engine.begin() as conn:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        added = [c for c in table.columns if c.name not in have]
+        for column in added:
+            spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {spec}"))
+        names = [c.name for c in added]
+        for index in table.indexes:  # an index on a new column is new too
+            if any(c.name in names for c in index.columns):
+                index.create(conn)
+    return names

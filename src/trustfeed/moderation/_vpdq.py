@@ -48,6 +48,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from trustfeed.moderation import _tables as t
+from trustfeed.moderation._bank_rules import MatchResult
 from trustfeed.moderation._errors import InvalidSignal, ModerationError, UnsupportedMedia
 from trustfeed.moderation._gate import Clock, Gate, ScreeningStep, Verdict
 from trustfeed.moderation._signals import Comparison, MD5Signal, SHA256Signal, SignalValue
@@ -430,16 +431,8 @@ class VideoBankMatch:
         return 100 - math.floor(self.query_match_percent)
 
 
-@dataclass(frozen=True)
-class VideoMatchResult:
-    """Positive video matches, and allow-list matches that suppress them."""
-
-    matches: list[VideoBankMatch]
-    suppressed_by: list[VideoBankMatch]
-
-    @property
-    def actionable(self) -> list[VideoBankMatch]:
-        return [] if self.suppressed_by else self.matches
+#: Positive video matches, and allow-list matches that suppress them (the banks' rule).
+VideoMatchResult = MatchResult[VideoBankMatch]
 
 
 @dataclass(frozen=True)
@@ -529,9 +522,7 @@ class VideoBank:
                         bank.name, entry_id, m.query_match_percent, m.compared_match_percent
                     )
                 )
-        positive = [m for m in found if not active[m.bank].negative]
-        negative = [m for m in found if active[m.bank].negative]
-        return VideoMatchResult(positive, negative)
+        return MatchResult.split(found, lambda m: active[m.bank].negative)
 
     def _rescan(self, bank: Bank, entry_id: int, banked: VPDQHash) -> VideoRescanReport:
         """Steps: (1) match every stored upload against the new video at the bank's

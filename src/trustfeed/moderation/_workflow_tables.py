@@ -28,6 +28,9 @@ review_jobs = sa.Table(
     sa.Column("claimed_by", sa.String(130), nullable=True),
     sa.Column("lease_until", sa.Float, nullable=True),
     sa.Column("decided_at", sa.Float, nullable=True),
+    # Which review queue (team) works the job; stores from before queues had names get
+    # the column with this default when a ReviewQueue opens them (add_missing_columns).
+    sa.Column("queue", sa.String(64), nullable=False, server_default="default", index=True),
 )
 
 review_job_items = sa.Table(

@@ -7,6 +7,11 @@ removed (so "b a d w o r d" and "ba dword" still meet "badword"; shorter
 phrases would hit innocent words — the Scunthorpe problem). A pattern is a
 regular expression matched on the :func:`normalize` form.
 
+Banks have the media banks' controls (:mod:`trustfeed.moderation._bank_rules`):
+``enabled``, ``disable_until`` (paused until that time), and ``negative``
+allow-list banks — a text matching one (say, the name of a town that contains
+a banned word) has every other bank's match suppressed.
+
 Patterns run on the ``regex`` module with a time limit rather than on ``re``:
 Python's ``re`` cannot be interrupted, so one pattern with nested
 quantifiers (``(a|aa)+$``) could stall screening on a crafted caption. Each
@@ -27,9 +32,11 @@ from typing import Any, Literal
 import regex
 import sqlalchemy as sa
 
+from trustfeed.moderation._bank_rules import MatchResult, Switchable
 from trustfeed.moderation._errors import ModerationError, UnknownBank
 from trustfeed.moderation._gate import Gate
 from trustfeed.moderation._status import SEVERITY, Actor, Status
+from trustfeed.moderation._tables import add_missing_columns
 from trustfeed.moderation.text import _tables as t
 from trustfeed.moderation.text._errors import InvalidPattern, PatternTimeout
 from trustfeed.moderation.text._normalize import NORMALIZER_VERSION, normalize, skeleton
@@ -47,12 +54,14 @@ _PROBES = ("a" * 3000 + "!", "ab" * 1500 + "!", ("x " * 1500) + "!", "a1" * 1500
 
 
 @dataclass(frozen=True)
-class TextBank:
+class TextBank(Switchable):
     """A text bank's settings; its entries are rows of ``moderation_text_bank_entries``."""
 
     name: str
     action: Status
     enabled: bool
+    negative: bool = False
+    disable_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,16 +143,27 @@ class TextBanks:
         self._gate = gate
         self._cache = _Entries()
         t.metadata.create_all(engine)
+        add_missing_columns(engine, t.text_banks)
 
     # ------------------------------------------------------------------ settings
     def create(
-        self, name: str, *, action: Status = Status.QUARANTINED, enabled: bool = True
+        self,
+        name: str,
+        *,
+        action: Status = Status.QUARANTINED,
+        enabled: bool = True,
+        negative: bool = False,
     ) -> TextBank:
-        """Create a bank whose matches move an item to ``action`` (a restriction)."""
+        """Create a bank whose matches move an item to ``action`` (a restriction).
+
+        A ``negative`` bank is an allow-list: its matches act on nothing and
+        suppress every other bank's matches for that text.
+        """
         action = Status(action)
         if action in (Status.PENDING, Status.ELIGIBLE):
             raise ModerationError(f"a bank's action must restrict the item, not {action}")
-        row = {"name": name, "action": action, "enabled": enabled, "created_at": self._clock()}
+        row = {"name": name, "action": action, "enabled": enabled, "negative": negative}
+        row |= {"created_at": self._clock()}
         with self._engine.begin() as conn:
             if self._bank(conn, name) is not None:
                 raise ModerationError(f"text bank {name!r} already exists")
@@ -161,12 +181,16 @@ class TextBanks:
         with self._engine.connect() as conn:
             return [_bank(r) for r in conn.execute(query)]
 
-    def set_enabled(self, name: str, enabled: bool) -> TextBank:
-        """Switch a bank's matches on or off."""
+    def set_enabled(
+        self, name: str, enabled: bool, *, disable_until: float | None = None
+    ) -> TextBank:
+        """Switch a bank on or off; ``disable_until`` pauses it until that time."""
         with self._engine.begin() as conn:
             self._require(conn, name)
             conn.execute(
-                t.text_banks.update().where(t.text_banks.c.name == name).values(enabled=enabled)
+                t.text_banks.update()
+                .where(t.text_banks.c.name == name)
+                .values(enabled=enabled, disable_until=disable_until)
             )
         return self.get(name)
 
@@ -220,21 +244,34 @@ class TextBanks:
             conn.execute(t.captions.delete().where(t.captions.c.item_id == int(item_id)))
             conn.execute(t.captions.insert().values(**row))
 
+    def caption(self, item_id: int) -> str | None:
+        """The caption stored for an item (None: it had none)."""
+        query = sa.select(t.captions.c.text).where(t.captions.c.item_id == int(item_id))
+        with self._engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else str(found)
+
     def rescan(self, entry: TextEntry, gate: Gate) -> list[int]:
         """Move every stored caption's item that ``entry`` matches to its bank's action.
 
-        1. Skip a disabled bank: it matches nothing, now or on re-scan.
+        1. Skip a negative bank (it restricts nothing) and an inactive one (it
+           matches nothing, now or on re-scan).
         2. Match the one entry against every stored caption (normalised as at upload).
-        3. Escalate the hits through the gate as ``rule:textbank:<bank>``; items
+        3. Drop the captions an active negative bank allows.
+        4. Escalate the rest through the gate as ``rule:textbank:<bank>``; items
            already as restricted, or decided by a moderator more severely, stay.
         """
         with self._engine.connect() as conn:
             bank = self._require(conn, entry.bank)
             rows = conn.execute(sa.select(t.captions.c.item_id, t.captions.c.text)).all()
-        if not bank.enabled:
+        if bank.negative or not bank.active(self._clock()):
             return []
         pattern = regex.compile(entry.key, regex.VERSION1) if entry.kind == "pattern" else None
-        hits = [int(r.item_id) for r in rows if self._entry_hits(entry, pattern, r.text)]
+        hits = [
+            int(r.item_id)
+            for r in rows
+            if self._entry_hits(entry, pattern, r.text) and not self.match_all(r.text).suppressed_by
+        ]
         if not hits:
             return []
         actor = Actor("rule", f"textbank:{bank.name}")
@@ -260,13 +297,21 @@ class TextBanks:
 
     # ------------------------------------------------------------------ matching
     def match(self, text: str) -> list[TextMatch]:
-        """Every entry of an enabled bank that ``text`` matches, most severe action first."""
+        """The entries of active positive banks that ``text`` matches, most severe first;
+        none when an active negative bank matches it too."""
+        return self.match_all(text).actionable
+
+    def match_all(self, text: str) -> MatchResult[TextMatch]:
+        """Matches of every active bank: positive ones, and the allow-list ones suppressing them."""
+        now = self._clock()
         with self._engine.connect() as conn:
             banks = {b.name: b for b in (_bank(r) for r in conn.execute(sa.select(t.text_banks)))}
             self._cache.load(conn)
-        active = {n for n, b in banks.items() if b.enabled}
-        if not active:
-            return []
+        active = {n for n, b in banks.items() if b.active(now)}
+        found = self._matching(text, active, banks) if active else []
+        return MatchResult.split(found, lambda m: banks[m.bank].negative)
+
+    def _matching(self, text: str, active: set[str], banks: dict[str, TextBank]) -> list[TextMatch]:
         normal = normalize(text)
         words = f" {skeleton(text)} "
         compact = words.replace(" ", "")
@@ -303,4 +348,11 @@ def _match_order(m: TextMatch) -> tuple[int, int]:
 
 def _bank(row: sa.Row[Any]) -> TextBank:
     m: Any = row._mapping
-    return TextBank(m["name"], Status(m["action"]), bool(m["enabled"]))
+    until = m["disable_until"]
+    return TextBank(
+        m["name"],
+        Status(m["action"]),
+        bool(m["enabled"]),
+        bool(m["negative"]),
+        None if until is None else float(until),
+    )

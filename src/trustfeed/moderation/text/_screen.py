@@ -3,8 +3,9 @@
 How a verdict is reached:
 
 1. the text is normalised (:func:`normalize`, :func:`skeleton`);
-2. every enabled text bank is matched; if any entry matches, the most
-   severe bank action is the verdict, recorded as the bank's rule;
+2. every active text bank is matched; if any entry matches (and no
+   allow-list bank does), the most severe bank action is the verdict,
+   recorded as the bank's rule;
 3. otherwise every classifier scores the text, and each
    :class:`ClassifierRule` whose score reaches its threshold asks for its
    action; the most severe wins;
@@ -77,6 +78,8 @@ class TextReport:
     scores: list[Score]
     verdict: Verdict | None
     fired: list[ClassifierRule] = field(default_factory=list)
+    #: Allow-list bank matches that set ``bank_matches`` aside (kept for the record).
+    suppressed_by: list[TextMatch] = field(default_factory=list)
 
     def score(self, model: str, label: str) -> float | None:
         """The score of ``model`` for ``label``, or None if it did not run."""
@@ -93,6 +96,7 @@ class TextReport:
             "skeleton": self.skeleton,
             "normalizer_version": self.normalizer_version,
             "bank_matches": [asdict(m) | {"action": str(m.action)} for m in self.bank_matches],
+            "suppressed_by": [asdict(m) | {"action": str(m.action)} for m in self.suppressed_by],
             "scores": [asdict(s) for s in self.scores],
             "verdict": verdict,
         }
@@ -137,11 +141,20 @@ class TextScreener:
         return [self._report(x, n, s) for x, n, s in zip(texts, normal, scores, strict=True)]
 
     def _report(self, text: str, normal: str, scores: list[Score]) -> TextReport:
-        matches = self._banks.match(text) if self._banks is not None else []
+        banked = self._banks.match_all(text) if self._banks is not None else None
+        matches = banked.actionable if banked is not None else []
         fired = [r for r in self._rules if _reaches(r, scores)]
         verdict = _bank_verdict(matches) if matches else _rule_verdict(fired)
         return TextReport(
-            text, normal, skeleton(text), NORMALIZER_VERSION, matches, scores, verdict, fired
+            text,
+            normal,
+            skeleton(text),
+            NORMALIZER_VERSION,
+            matches,
+            scores,
+            verdict,
+            fired,
+            banked.suppressed_by if banked is not None else [],
         )
 
     def screen(self, item_id: int, media: bytes) -> Verdict | None:
@@ -195,6 +208,11 @@ class TextScoreLog:
         if rows:
             with self._engine.begin() as conn:
                 conn.execute(t.text_scores.insert(), rows)
+
+    def latest(self, item_id: int) -> list[Score]:
+        """The newest score per model and label (what a rule should judge by)."""
+        newest = {(s.model, s.label): s for s in self.scores(item_id)}
+        return list(newest.values())
 
     def scores(self, item_id: int) -> list[Score]:
         """Every score stored for an item, oldest first."""

@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from trustfeed.moderation._tables import metadata
 from trustfeed.storage import ROW_ID
 
-#: Named text banks. ``action`` is the status a match moves an item to.
+#: Named text banks. ``action`` is the status a match moves an item to; a
+#: ``negative`` bank is an allow-list whose matches suppress every other bank's;
+#: ``disable_until`` pauses a bank until then (as media banks). Those two came
+#: later: ``TextBanks`` adds them to older stores (``add_missing_columns``).
 text_banks = sa.Table(
     "moderation_text_banks",
     metadata,
@@ -19,6 +22,8 @@ text_banks = sa.Table(
     sa.Column("action", sa.String(24), nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("negative", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("disable_until", sa.Float, nullable=True),
 )
 
 #: Phrases and patterns. ``value`` is what was entered; ``key`` what is matched
