@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from trustfeed import __version__
-from trustfeed.api import _auditor, _custodian, _errors, _moderation, _operator, _ops, _users
+from trustfeed.api import (
+    _auditor,
+    _custodian,
+    _errors,
+    _moderation,
+    _operator,
+    _ops,
+    _users,
+    console,
+)
 from trustfeed.service import Platform
 
 DESCRIPTION = """trustfeed's HTTP API. Every route but `/healthz`, `/metrics` and the docs
@@ -22,4 +31,5 @@ def create_app(platform: Platform) -> FastAPI:
     _ops.install(app, platform)
     for module in (_operator, _users, _moderation, _custodian, _auditor, _ops):
         app.include_router(module.router)
+    console.install(app)  # the web console's pages, static files and HTML error pages
     return app

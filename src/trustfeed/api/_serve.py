@@ -25,7 +25,7 @@ def serve(
         ),
     ] = None,
     text_models: Annotated[
-        bool, typer.Option(help="Screen captions with the shipped text models (slower start).")
+        bool, typer.Option(help="Also screen captions by MiniLM similarity (slower start).")
     ] = True,
     refresh_every: Annotated[
         float, typer.Option(min=1.0, help="Seconds between re-solves of the model.")
@@ -45,7 +45,10 @@ def serve(
         overrides["log_url"] = log_url
     config = PlatformConfig.from_settings(settings, **overrides)
     try:
-        platform = Platform.open(config, text_classifiers=None if text_models else [])
+        from trustfeed.moderation.text import default_classifiers
+
+        classifiers = default_classifiers(embeddings=None if text_models else False)
+        platform = Platform.open(config, text_classifiers=classifiers)
     except (TrustfeedError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -1,10 +1,15 @@
 """``trustfeed demo``: the project's main job on the embedded default.
 
-It walks the life of the engine on a generated short-video world (or a
-user's own log): train on the first 70 % of the events, stream the next
-20 % through online updates as they would arrive, serve feeds with their
-reasons, score the feeds on the last 10 % against a popularity baseline,
-and show that the saved model comes back identical.
+It runs the whole platform (:mod:`trustfeed.service`) on a generated
+short-video world (or a user's own log) with SQLite and the local event log:
+every video is uploaded through content security (a few are seeded as
+known-bad in a hash bank, a few carry offensive captions); the first 70 % of
+the events are ingested (durable log → vault → pseudonymous stream → model),
+the next 20 % stream in online with their freshness measured; feeds are
+served with reasons under the policy point and scored on the last 10 %
+against a popularity baseline; a checkpoint is signed and the whole ledger
+verified. The world's behaviour is calibrated to KuaiRand-1K (see
+:mod:`trustfeed.data._world` for the figures).
 
 Held-out truth: a held-out (user, video) pair counts as a *positive* when
 the user watched at least half of the video or liked or shared it, and did
@@ -26,6 +31,8 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from trustfeed.errors import TrustfeedError
 
 if TYPE_CHECKING:
     from trustfeed.data._world import World
@@ -53,10 +60,10 @@ class _Parts:
 def demo(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the world and the model.")] = 42,
     users: Annotated[int, typer.Option(min=1, help="Users in the generated world.")] = 2000,
-    items: Annotated[int, typer.Option(min=1, help="Videos in the generated world.")] = 5000,
+    items: Annotated[int, typer.Option(min=1, help="Videos in the generated world.")] = 3000,
     events: Annotated[
         int, typer.Option(min=100, help="Impressions in the generated world.")
-    ] = 200_000,
+    ] = 150_000,
     dataset: Annotated[
         Path | None,
         typer.Option(
@@ -67,23 +74,125 @@ def demo(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Directory for the saved model [default: $TRUSTFEED_HOME/demo]."),
+        typer.Option(help="Directory of the demo deployment [default: $TRUSTFEED_HOME/demo]."),
     ] = None,
+    text_models: Annotated[
+        bool, typer.Option(help="Also screen captions with the MiniLM similarity model.")
+    ] = False,
+    serve: Annotated[
+        bool, typer.Option(help="Keep serving the API and console on the demo world.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port for --serve.")] = 8000,
 ) -> None:
-    """Generate a seeded short-video world, train the engine online, print feeds."""
+    """Run the whole platform on a seeded short-video world (or your own log) and report."""
+    from trustfeed.demo import _platform_run as run
+
     console = Console()
     began = time.perf_counter()
     parts = _load(console, seed, users, items, events, dataset)
-    from trustfeed.recommend import Recommender  # the heavy engine loads only when used
+    home = _out_dir(out)
+    report = run.RunReport()
+    try:
+        platform = run.open_fresh(home, seed, text_models=text_models)
+    except (OSError, TrustfeedError) as exc:
+        raise _fail(f"cannot open the demo deployment in {home}: {exc}") from exc
+    try:
+        _platform_steps(console, platform, parts, seed, report)
+        _summary(console, platform, report, time.perf_counter() - began)
+        if serve:
+            _serve(console, platform, port)
+    finally:
+        platform.close()
 
-    rec = Recommender(seed=seed)
-    _fit(console, rec, parts)
-    _stream(console, rec, parts.stream)
+
+def _platform_steps(console: Console, platform: Any, parts: _Parts, seed: int, report: Any) -> None:
+    from trustfeed.demo import _platform_run as run
+
+    console.rule("[bold]2. uploads through content security")
+    run.upload_catalogue(console, platform, _catalogue(parts), seed, report)
+    console.print(
+        f"{sum(report.statuses.values()):,} videos screened in {report.uploads_s:.1f} s: "
+        + ", ".join(f"{n:,} {s}" for s, n in report.statuses.most_common())
+    )
+    console.rule("[bold]3. ingest → log → vault → pseudonymous stream → model (first 70 %)")
+    run.ingest(console, platform, parts.fit, "history", report)
+    with platform.model_lock:
+        platform.model.refresh()
+    console.print(
+        f"{len(parts.fit):,} events: appended durably at "
+        f"{report.ingest_events_per_s:,.0f} events/s; "
+        f"through vault and model at {report.end_to_end_events_per_s:,.0f} events/s"
+    )
+    console.rule("[bold]4. online training: the next 20 %, batch by batch")
+    run.stream_with_freshness(console, platform, parts.stream, report)
+    fresh = np.array(report.freshness_ms)
+    console.print(
+        f"{len(parts.stream):,} events in batches of {run.STREAM_BATCH}: ack → in the model "
+        f"median {np.median(fresh):.0f} ms, p99 {np.percentile(fresh, 99):.0f} ms"
+    )
+    with platform.model_lock:
+        platform.model.refresh()
     seen = pd.concat([parts.fit, parts.stream], ignore_index=True)
-    _show_feeds(console, rec, parts, seen, seed)
-    _evaluate(console, rec, parts, seen, seed)
-    _save_and_reload(console, Recommender, rec, _out_dir(out), parts.held_out)
-    console.rule(f"[bold]done in {time.perf_counter() - began:.1f} s")
+    _show_feeds(console, platform, parts, seen, seed)
+    _evaluate(console, run.PlatformModel(platform), parts, seen, seed)
+
+
+def _catalogue(parts: _Parts) -> pd.DataFrame:
+    """The world's videos, or for a user's own log one entry per item it names."""
+    if parts.items is not None:
+        return parts.items
+    log = pd.concat([parts.fit, parts.stream], ignore_index=True)
+    catalogue = pd.DataFrame({"item_id": np.unique(log["item_id"].to_numpy(np.int64))})
+    catalogue["creator_id"], catalogue["topic"] = "unknown", "unknown"
+    if "duration_ms" in log:
+        lengths = log.groupby("item_id")["duration_ms"].median()
+        catalogue["duration_ms"] = catalogue["item_id"].map(lengths).fillna(30_000).astype(int)
+    return catalogue
+
+
+def _summary(console: Console, platform: Any, report: Any, took: float) -> None:
+    from trustfeed.demo import _platform_run as run
+
+    console.rule("[bold]7. custody: what an auditor can check")
+    entries, signer = run.verify_checkpoint(platform)
+    health = platform.health()
+    table = Table("what", "figure", show_header=False)
+    table.add_row("events in the durable log", f"{health['log_offset']:,}")
+    table.add_row(
+        "sealed into the vault / trained on",
+        f"{health['vault_position']:,} / {health['model_position']:,}",
+    )
+    table.add_row("durable ingest rate", f"{report.ingest_events_per_s:,.0f} events/s")
+    fresh = np.array(report.freshness_ms)
+    table.add_row(
+        "freshness (ack → model), median / p99",
+        f"{np.median(fresh):.0f} / {np.percentile(fresh, 99):.0f} ms",
+    )
+    blocked = sum(report.blocked_reasons.values())
+    table.add_row("videos not served", f"{blocked:,} of {len(platform.catalog):,}")
+    for reason, n in report.blocked_reasons.most_common(6):
+        table.add_row("  why", f"{n:,} × {reason}")
+    table.add_row("ledger entries", f"{entries:,}")
+    table.add_row(
+        "checkpoint", f"signed by {signer}; [bold green]verified[/] (every entry recomputed)"
+    )
+    table.add_row("deployment", str(platform.config.home))
+    console.print(table)
+    console.rule(f"[bold]done in {took:.1f} s")
+
+
+def _serve(console: Console, platform: Any, port: int) -> None:
+    import uvicorn
+
+    from trustfeed.api import create_app
+
+    token = platform.bootstrap_token()
+    platform.start()
+    console.print(
+        f"serving on [bold]http://127.0.0.1:{port}/console[/] (API docs: /docs); "
+        f"custodian token: {token or platform.config.home / 'keys' / 'admin.token'}"
+    )
+    uvicorn.run(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -179,47 +288,6 @@ def positives(held_out: pd.DataFrame) -> pd.DataFrame:
     return kept[~pd.MultiIndex.from_frame(kept).isin(hated)].reset_index(drop=True)
 
 
-# --- training --------------------------------------------------------------------
-
-
-def _fit(console: Console, rec: Any, parts: _Parts) -> None:
-    console.rule("[bold]2. batch training on the first 70 % of the events")
-    started = time.perf_counter()
-    rec.fit(parts.fit, items=parts.items)
-    took = time.perf_counter() - started
-    console.print(
-        f"fit on {len(parts.fit):,} events in {took:.1f} s "
-        f"({len(parts.fit) / max(took, 1e-9):,.0f} events/s)"
-    )
-
-
-def _stream(console: Console, rec: Any, stream: pd.DataFrame) -> None:
-    console.rule("[bold]3. online updates: the next 20 %, in time order")
-    table = Table("chunk", "events", "from", "to", "events/s")
-    total = 0.0
-    for i, chunk in enumerate(np.array_split(np.arange(len(stream)), STREAM_CHUNKS), 1):
-        if len(chunk) == 0:
-            continue
-        part = stream.iloc[chunk[0] : chunk[-1] + 1]
-        started = time.perf_counter()
-        rec.partial_fit(part)
-        took = time.perf_counter() - started
-        total += took
-        first, last = part["timestamp"].iloc[[0, -1]]
-        table.add_row(
-            str(i),
-            f"{len(part):,}",
-            _when(first),
-            _when(last),
-            f"{len(part) / max(took, 1e-9):,.0f}",
-        )
-    console.print(table)
-    console.print(
-        f"streamed {len(stream):,} events in {total:.2f} s: "
-        f"[bold]{len(stream) / max(total, 1e-9):,.0f} events/s[/]"
-    )
-
-
 def _when(timestamp: float) -> str:
     return pd.Timestamp(timestamp, unit="s").strftime("%m-%d %H:%M")
 
@@ -238,15 +306,21 @@ def _example_users(seen: pd.DataFrame, held_out: pd.DataFrame, seed: int) -> np.
     return np.sort(rng.choice(candidates, size=min(EXAMPLE_USERS, len(candidates)), replace=False))
 
 
-def _show_feeds(console: Console, rec: Any, parts: _Parts, seen: pd.DataFrame, seed: int) -> None:
-    console.rule("[bold]4. feeds, and why each video is in them")
+def _show_feeds(
+    console: Console, platform: Any, parts: _Parts, seen: pd.DataFrame, seed: int
+) -> None:
+    from trustfeed.demo._platform_run import operator, user_key
+
+    console.rule("[bold]5. feeds (as the API serves them), and why each video is in them")
     for user in _example_users(seen, parts.held_out, seed):
         history = seen[seen["user_id"] == user]
         console.print(
             f"\n[bold]user {user}[/]: {len(history):,} events so far; {_interests(parts, user)}"
         )
-        items, scores, reasons = rec.recommend_with_reasons(int(user), k=FEED_K)
-        console.print(_feed_table(parts, items, scores, reasons))
+        page = platform.feed(operator(platform), user_key(user), k=FEED_K)
+        items = np.array([e["item_id"] for e in page["items"]], np.int64)
+        scores = np.array([e["score"] for e in page["items"]])
+        console.print(_feed_table(parts, items, scores, [e["reasons"] for e in page["items"]]))
 
 
 def _interests(parts: _Parts, user: int) -> str:
@@ -297,7 +371,7 @@ def _evaluate(console: Console, rec: Any, parts: _Parts, seen: pd.DataFrame, see
     from trustfeed.bench._peers import Popularity
     from trustfeed.evaluation import evaluate_model
 
-    console.rule("[bold]5. quality on the last 10 % (held out, never trained on)")
+    console.rule("[bold]6. quality on the last 10 % (held out, never trained on)")
     truth = positives(parts.held_out)
     _describe_truth(console, parts, seen, truth)
     if truth.empty:
@@ -334,7 +408,7 @@ def _describe_truth(
     )
 
 
-# --- persistence -----------------------------------------------------------------
+# --- where ----------------------------------------------------------------------
 
 
 def _out_dir(out: Path | None) -> Path:
@@ -348,25 +422,3 @@ def _out_dir(out: Path | None) -> Path:
         return load_settings().home / "demo"
     except ValidationError as exc:
         raise _fail(f"settings: {exc}") from exc
-
-
-def _save_and_reload(
-    console: Console, cls: Any, rec: Any, out: Path, held_out: pd.DataFrame
-) -> None:
-    console.rule("[bold]6. save, load, compare")
-    path = out / "recommender"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        rec.save(path)
-    except OSError as exc:
-        raise _fail(f"--out {out}: cannot save the model: {exc.strerror or exc}") from exc
-    loaded = cls.load(path)
-    users = np.unique(held_out["user_id"].to_numpy(np.int64))
-    before = rec.recommend(users, k=FEED_K)
-    after = loaded.recommend(users, k=FEED_K)
-    if not np.array_equal(before, after):
-        differ = int((before != after).any(axis=1).sum())
-        raise _fail(f"the reloaded model recommends differently for {differ} of {len(users)} users")
-    console.print(
-        f"saved to {path}; reloaded: identical top-{FEED_K} feeds for {len(users):,} users"
-    )

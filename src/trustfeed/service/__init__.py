@@ -5,6 +5,7 @@ and the live model, and owns every operation a party can perform (each with
 its policy check); ``trustfeed.api`` puts HTTP in front of it.
 """
 
+from trustfeed.service._bulk import PrescoredClassifier, Upload, import_catalog, prescored
 from trustfeed.service._catalog import Catalog, CatalogItem
 from trustfeed.service._errors import Conflict, Forbidden, NotFound, ServiceError, Unauthenticated
 from trustfeed.service._events import MAX_BATCH, Event, EventBatch
@@ -23,8 +24,12 @@ __all__ = [
     "NotFound",
     "Platform",
     "PlatformConfig",
+    "PrescoredClassifier",
     "ServiceError",
     "TokenInfo",
     "TokenStore",
     "Unauthenticated",
+    "Upload",
+    "import_catalog",
+    "prescored",
 ]

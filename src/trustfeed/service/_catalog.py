@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,8 +49,12 @@ class Catalog:
         t.metadata.create_all(engine, tables=[t.catalog])
         with engine.connect() as conn:
             rows = conn.execute(sa.select(t.catalog)).all()
+        rows = sorted(rows, key=lambda r: (r.uploaded_at, r.item_id))
         self._items = {row.item_id: _item(row) for row in rows}
         self._by_pseudonym = {item.pseudonym: item.item_id for item in self._items.values()}
+        self._creators: dict[str, int] = {}
+        for item in self._items.values():
+            self._creators.setdefault(item.creator_id, len(self._creators))
 
     def add(self, item: CatalogItem) -> CatalogItem:
         """Record a new upload; an item id is uploaded once (409 on a repeat)."""
@@ -59,10 +63,34 @@ class Catalog:
                 conn.execute(t.catalog.insert(), asdict(item))
         except IntegrityError as exc:
             raise Conflict(f"item {item.item_id} was already uploaded") from exc
-        with self._lock:
-            self._items[item.item_id] = item
-            self._by_pseudonym[item.pseudonym] = item.item_id
+        self._remember([item])
         return item
+
+    def add_many(self, items: Sequence[CatalogItem]) -> None:
+        """Record many new uploads in one transaction; one repeat refuses them all (409)."""
+        if not items:
+            return
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(t.catalog.insert(), [asdict(i) for i in items])
+        except IntegrityError as exc:
+            raise Conflict("an item in the batch was already uploaded") from exc
+        self._remember(items)
+
+    def _remember(self, items: Iterable[CatalogItem]) -> None:
+        with self._lock:
+            for item in items:
+                self._items[item.item_id] = item
+                self._by_pseudonym[item.pseudonym] = item.item_id
+                self._creators.setdefault(item.creator_id, len(self._creators))
+
+    def creator_index(self, creator_id: str) -> int:
+        """A small dense number per creator, in order of first upload (the model's creator key).
+
+        Why not a pseudonym: the model indexes follows and per-creator caps by
+        creator number, so the numbers must stay small.
+        """
+        return self._creators[creator_id]
 
     def get(self, item_id: int) -> CatalogItem:
         item = self._items.get(item_id)

@@ -41,6 +41,7 @@ from trustfeed.recommend import Recommender
 from trustfeed.service._catalog import Catalog, CatalogItem
 from trustfeed.service._errors import Forbidden, NotFound, ServiceError
 from trustfeed.service._events import Event
+from trustfeed.service._exposure import ExposureLog
 from trustfeed.service._pipeline import Archiver, Trainer, load_snapshot, save_snapshot
 from trustfeed.service._settings_store import UserSettings
 from trustfeed.service._tokens import TokenStore
@@ -115,6 +116,7 @@ class Platform(Closeable):
         self.tokens = TokenStore(engine)
         self.catalog = Catalog(engine)
         self.settings = UserSettings(engine, digest=custody.vault.owner_digest)
+        self.exposure = ExposureLog(engine)
         self.model_lock = threading.RLock()
         self.archiver = Archiver(
             log_, custody.vault, engine, domestic=config.domestic,
@@ -231,9 +233,10 @@ class Platform(Closeable):
 
     def pump(self) -> bool:
         """One round of background work; True if anything was done."""
+        trained = self.trainer.step()  # first: what the feed shows is what freshness measures
         archived = self.archiver.step()
-        trained = self.trainer.step()
         changed = self.sync_eligibility()
+        self.exposure.flush()
         return bool(archived or trained or changed)
 
     def drain(self, timeout: float = 60.0) -> None:
@@ -303,21 +306,11 @@ class Platform(Closeable):
         """Validate, authorise (one decision per user in the batch) and durably append."""
         if not events:
             raise ServiceError("a batch needs at least one event")
-        users = sorted({e.user_id for e in events})
-        requests = [
-            AccessRequest(
-                principal, Action.WRITE,
-                Resource(f"user/{u}/watch_history", DataClass.WATCH_HISTORY,
-                         self.config.domestic, owner=u),
-                "ingest",
-            )
-            for u in users
-        ]  # fmt: skip
-        for decision in self.custody.policy.decide_many(requests):
-            if not decision.allowed:
-                raise Forbidden(
-                    f"ingest denied by policy; recorded in the ledger at {decision.ledger_index}"
-                )
+        # One decision per batch (the vault's writes then decide per user and record).
+        self.authorize(
+            principal, Action.WRITE, DataClass.WATCH_HISTORY, purpose="ingest",
+            resource_id=f"events/{events[0].idempotency_key}+{len(events) - 1}",
+        )  # fmt: skip
         acks = self.log.append([(e.idempotency_key, e.payload()) for e in events])
         with self._new_events:
             self._new_events.notify_all()
@@ -346,7 +339,12 @@ class Platform(Closeable):
             else:
                 ids, scores, reasons = self._non_personalised(wanted)
         entries = self._entries(ids, scores, reasons)[cursor:]
+        self._count_exposure(entries[:k], personalised)
         return _page(user_id, personalised, entries, cursor, k, decision)
+
+    def _count_exposure(self, entries: list[dict], personalised: bool) -> None:
+        items = [self.catalog.get(e["item_id"]) for e in entries]
+        self.exposure.record(((i.topic, i.creator_id) for i in items), personalised=personalised)
 
     def _non_personalised(self, k: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         """DSA Art. 38: the same ranking everyone without a profile gets (no history used)."""
@@ -367,9 +365,13 @@ class Platform(Closeable):
         return out
 
     def _reason(self, reason: Any) -> dict[str, Any]:
+        """A reason with public ids: the model names items by their pseudonyms."""
         out = reason.to_dict()
         because = out.get("because_item")
-        out["because_item"] = None if because is None else self.catalog.item_ids([because])[0]
+        if because is not None:
+            public = self.catalog.item_ids([because])[0]
+            out["because_item"] = public
+            out["text"] = out["text"].replace(str(because), str(public) if public else "a video")
         return out
 
     def _feed_access(self, principal: Principal, user_id: str) -> Decision:
@@ -422,7 +424,7 @@ class Platform(Closeable):
         (self.media_dir / str(item_id)).write_bytes(media)
         status = self.moderation.submit(item_id, media, uploader=creator_id, caption=caption)
         meta = pd.DataFrame({
-            "item_id": [item.pseudonym], "creator_id": [pseudonyms.user("creator:" + creator_id)],
+            "item_id": [item.pseudonym], "creator_id": [self.catalog.creator_index(creator_id)],
             "topic": [topic], "published_at": [item.uploaded_at],
         })  # fmt: skip
         with self.model_lock:
