@@ -85,6 +85,15 @@ def _sqlite_engine(url: sa.URL, must_exist: bool) -> sa.Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # pysqlite opens transactions only before DML and never before SAVEPOINT,
+        # so a savepoint's RELEASE committed everything written so far: a later
+        # failure in the same ``engine.begin()`` block could not roll it back.
+        # SQLAlchemy's documented recipe: the driver does nothing, we emit BEGIN.
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
     return engine
 
