@@ -15,7 +15,7 @@ TINY = ["--users", "60", "--items", "150", "--events", "3000"]
 
 
 def run(*args: str | Path) -> Any:
-    return CliRunner().invoke(app, ["demo", *map(str, args)], terminal_width=200)
+    return CliRunner().invoke(app, ["demo", *map(str, args)], env={"COLUMNS": "200"})
 
 
 def test_demo_runs_the_whole_platform(tmp_path: Path) -> None:
