@@ -98,6 +98,11 @@ class Catalog:
             raise NotFound(f"no item {item_id}")
         return item
 
+    def duration_ms(self, item_id: int) -> float:
+        """The item's length, or NaN for an item never uploaded here."""
+        item = self._items.get(item_id)
+        return float("nan") if item is None else float(item.duration_ms)
+
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
 

@@ -173,8 +173,7 @@ class Trainer:
 
     def _fill_durations(self, frame: pd.DataFrame) -> None:
         """Watch ratios need the video's length: the catalogue knows it when the app didn't say."""
-        known = {i.item_id: i.duration_ms for i in self._catalog.items()}
-        durations = frame["item_id"].map(known)
+        durations = frame["item_id"].map(self._catalog.duration_ms)
         if "duration_ms" in frame:
             frame["duration_ms"] = frame["duration_ms"].fillna(durations)
         else:

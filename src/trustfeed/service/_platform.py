@@ -437,11 +437,12 @@ class Platform(Closeable):
         return (self.media_dir / str(item_id)).read_bytes()
 
     def set_personalised(self, principal: Principal, user_id: str, personalised: bool) -> None:
+        """The user's choice of a personalised or non-profiling feed (DSA Art. 38)."""
         self._check_user(user_id)
         self.authorize(
             principal, Action.WRITE, DataClass.PUBLIC_PROFILE,
             purpose="user_settings", owner=user_id,
-        ) if principal.role is not Role.USER or principal.id != user_id else None  # fmt: skip
+        )  # fmt: skip
         self.settings.set(user_id, personalised=personalised)
 
     def export_user(self, principal: Principal, user_id: str) -> dict[str, Any]:
