@@ -23,7 +23,9 @@ def config(home: Path, store_url: str | None = None, log_url: str | None = None)
         store_url=store_url or f"sqlite:///{home / 'store.db'}",
         log_url=log_url or str(home / "log"),
         moderation_url=(
-            f"sqlite:///{home / 'moderation.db'}" if store_url is None else store_url
+            store_url
+            if store_url is not None and not store_url.startswith("sqlite")
+            else f"sqlite:///{home / 'moderation.db'}"  # SQLite: one writer per file
         ),
         domestic=DOMESTIC,
         keyfile=home / "keys" / "custodian.json",

@@ -108,16 +108,16 @@ class Bins:
 
 
 def nice_scale(peak: float, ticks: int = 4) -> tuple[int, int]:
-    """A round axis maximum and step for counts up to ``peak``.
+    """A round axis maximum and a whole step (about ``ticks`` of them) for counts up to ``peak``.
 
-    >>> nice_scale(0), nice_scale(7), nice_scale(130)
-    ((1, 1), (8, 2), (150, 50))
+    >>> nice_scale(0), nice_scale(7), nice_scale(130), nice_scale(999)
+    ((1, 1), (8, 2), (150, 50), (1000, 250))
     """
-    raw = max(peak, 1) / ticks
+    peak = max(peak, 1)
+    raw = peak / ticks
     magnitude = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    step = max(1, int(step))
-    return step * math.ceil(max(peak, 1) / step), step
+    step = next(math.ceil(m * magnitude) for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return step * math.ceil(peak / step), step
 
 
 def _y_ticks(top: int, step: int) -> list[Tick]:
