@@ -55,8 +55,15 @@ class World:
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
-    def upload(self, item_id: int, *, creator: str = "creator-1", topic: str = "cats",
-               media: bytes | None = None, caption: str = "a video") -> dict:
+    def upload(
+        self,
+        item_id: int,
+        *,
+        creator: str = "creator-1",
+        topic: str = "cats",
+        media: bytes | None = None,
+        caption: str = "a video",
+    ) -> dict:
         response = self.client.post(
             "/v1/items",
             headers=self.headers("operator"),

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests._service_world import World, open_world
+
 from trustfeed.custody import decode_record
 
 
@@ -29,7 +29,9 @@ def events(user: str, items: list[int], start: float = 1_700_000_000.0, prefix: 
 
 
 def ingest(world: World, batch: list) -> dict:
-    response = world.client.post("/v1/events", json={"events": batch}, headers=world.headers("operator"))
+    response = world.client.post(
+        "/v1/events", json={"events": batch}, headers=world.headers("operator")
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -69,14 +71,21 @@ def test_no_token_is_401_and_wrong_principal_is_403_with_a_ledger_deny(world: Wo
     assert response.status_code == 403
     entries = world.platform.custody.ledger.entries(size, world.platform.custody.ledger.size())
     decisions = [decode_record(e) for e in entries]
-    assert any(d["decision"] == "deny" and d["data_class"] == "pseudonymous_events" for d in decisions)
+    assert any(
+        d["decision"] == "deny" and d["data_class"] == "pseudonymous_events" for d in decisions
+    )
 
 
 def test_licensor_gets_no_personal_data(world: World) -> None:
     lic = world.headers("licensor")
     for path in ("/v1/users/alice/feed", "/v1/users/alice/export"):
         assert world.client.get(path, headers=lic).status_code == 403
-    assert world.client.post("/v1/events", json={"events": events("alice", [1])}, headers=lic).status_code == 403
+    assert (
+        world.client.post(
+            "/v1/events", json={"events": events("alice", [1])}, headers=lic
+        ).status_code
+        == 403
+    )
     assert world.client.get("/v1/audit/entries", headers=lic).status_code == 403
 
 
@@ -95,7 +104,10 @@ def test_bad_input_is_4xx_and_changes_nothing(world: World) -> None:
         assert 400 <= response.status_code < 500, response.text
         assert response.json()["detail"]
     assert world.platform.log.last_offset() == before
-    assert world.client.get("/v1/users/alice/feed?k=0", headers=world.headers("alice")).status_code == 422
+    assert (
+        world.client.get("/v1/users/alice/feed?k=0", headers=world.headers("alice")).status_code
+        == 422
+    )
 
 
 def test_non_personalised_feed_setting(world: World) -> None:
@@ -104,10 +116,17 @@ def test_non_personalised_feed_setting(world: World) -> None:
     ingest(world, events("u1", [1, 2, 3]) + events("alice", [4, 5]))
     world.platform.drain()
     alice = world.headers("alice")
-    assert world.client.put("/v1/users/alice/settings", json={"personalised": False}, headers=alice).status_code == 200
+    assert (
+        world.client.put(
+            "/v1/users/alice/settings", json={"personalised": False}, headers=alice
+        ).status_code
+        == 200
+    )
     page = world.client.get("/v1/users/alice/feed", headers=alice).json()
     assert page["personalised"] is False
-    assert all(r["source"] in ("trending", "popular", "fresh") for e in page["items"] for r in e["reasons"])
+    assert all(
+        r["source"] in ("trending", "popular", "fresh") for e in page["items"] for r in e["reasons"]
+    )
 
 
 def test_export_and_erasure(world: World) -> None:
@@ -117,7 +136,9 @@ def test_export_and_erasure(world: World) -> None:
     alice = world.headers("alice")
     bundle = world.client.get("/v1/users/alice/export", headers=alice)
     assert bundle.status_code == 200 and bundle.json()["records"], bundle.text
-    erased = world.client.post("/v1/users/alice/erase", json={"justification": "GDPR Art. 17"}, headers=alice)
+    erased = world.client.post(
+        "/v1/users/alice/erase", json={"justification": "GDPR Art. 17"}, headers=alice
+    )
     assert erased.status_code == 200, erased.text
     assert erased.json()["removed_from_model"] is True and erased.json()["tokens_revoked"] >= 1
     assert world.client.get("/v1/users/alice/feed", headers=alice).status_code == 401
@@ -138,10 +159,17 @@ def test_review_decision_and_appeal_overturn(world: World) -> None:
     )  # fmt: skip
     assert decided.status_code == 200, decided.text
     assert world.client.get("/v1/items/5", headers=mod).json()["status"] == "removed"
-    appeal = world.client.post("/v1/appeals", json={"item_id": 5, "statement": "it is fine"}, headers=world.headers("alice"))
+    appeal = world.client.post(
+        "/v1/appeals",
+        json={"item_id": 5, "statement": "it is fine"},
+        headers=world.headers("alice"),
+    )
     assert appeal.status_code == 201, appeal.text
     appeal_id = appeal.json()["id"]
-    assert world.client.post(f"/v1/moderation/appeals/{appeal_id}/assign", headers=mod).status_code == 409
+    assert (
+        world.client.post(f"/v1/moderation/appeals/{appeal_id}/assign", headers=mod).status_code
+        == 409
+    )
     resolved = world.client.post(
         f"/v1/moderation/appeals/{appeal_id}/resolve", json={"outcome": "overturned"}, headers=mod2
     )
@@ -165,22 +193,32 @@ def test_custodian_grants_policy_and_tokens(world: World) -> None:
     assert grant.status_code == 201, grant.text
     gid = grant.json()["id"]
     for who in ("custodian2", "custodian3"):
-        approved = world.client.post(f"/v1/custodian/grants/{gid}/approve", headers=world.headers(who))
+        approved = world.client.post(
+            f"/v1/custodian/grants/{gid}/approve", headers=world.headers(who)
+        )
         assert approved.status_code == 200, approved.text
     assert world.client.get("/v1/custodian/grants", headers=cust).json()[0]["status"] == "active"
     policy = world.client.get("/v1/custodian/policy", headers=cust).json()
     assert policy["active"]["hash"]
-    bad = world.client.post("/v1/custodian/policy", json={"text": "permit (principal"}, headers=cust)
+    bad = world.client.post(
+        "/v1/custodian/policy", json={"text": "permit (principal"}, headers=cust
+    )
     assert bad.status_code == 400
-    issued = world.client.post("/v1/custodian/tokens", headers=cust, json={
-        "principal": "carol", "role": "user", "jurisdiction": "US", "label": "carol's phone"})
+    issued = world.client.post(
+        "/v1/custodian/tokens",
+        headers=cust,
+        json={"principal": "carol", "role": "user", "jurisdiction": "US", "label": "carol's phone"},
+    )
     assert issued.status_code == 201
     token = issued.json()["token"]
     carol = {"Authorization": f"Bearer {token}"}
     assert world.client.get("/v1/users/carol/feed", headers=carol).status_code == 200
     world.client.post(f"/v1/custodian/tokens/{issued.json()['id']}/revoke", headers=cust)
     assert world.client.get("/v1/users/carol/feed", headers=carol).status_code == 401
-    assert world.client.get("/v1/custodian/tokens", headers=world.headers("operator")).status_code == 403
+    assert (
+        world.client.get("/v1/custodian/tokens", headers=world.headers("operator")).status_code
+        == 403
+    )
 
 
 def test_auditor_verifies_a_proof_against_the_checkpoint(world: World) -> None:
@@ -201,8 +239,9 @@ def test_auditor_verifies_a_proof_against_the_checkpoint(world: World) -> None:
         [bytes.fromhex(h) for h in proof["proof"]], signed_root,
     )  # fmt: skip
     cons = world.client.get(f"/v1/audit/proofs/consistency?old=2&new={size}", headers=aud).json()
-    assert verify_consistency(2, size, _root_at(world, 2), signed_root,
-                              [bytes.fromhex(h) for h in cons["proof"]])
+    assert verify_consistency(
+        2, size, _root_at(world, 2), signed_root, [bytes.fromhex(h) for h in cons["proof"]]
+    )
     assert root["size"] >= size
     assert world.client.post("/v1/audit/checkpoint", headers=aud).status_code == 403
 

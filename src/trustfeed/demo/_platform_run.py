@@ -106,7 +106,8 @@ def upload_catalogue(
     captions = iter(OFFENSIVE_CAPTIONS)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("uploading and screening", total=len(items))
-        for n, row in enumerate(items.itertuples(index=False)):
+        rows: Any = items.itertuples(index=False)  # named tuples of the catalogue's columns
+        for n, row in enumerate(rows):
             item = int(row.item_id)
             media = altered(item) if item in bad and n % 2 else cover(item)
             caption = next(captions) if item in offensive else f"video {item} about {row.topic}"
@@ -131,8 +132,9 @@ def _short(reason: str) -> str:
 
 def events_of(frame: pd.DataFrame, prefix: str) -> list[Event]:
     """The world's rows as app events (the row's position makes the idempotency key)."""
-    out = []
-    for n, row in enumerate(frame.itertuples(index=False)):
+    out, rows = [], frame.itertuples(index=False)
+    row: Any
+    for n, row in enumerate(rows):
         fields: dict[str, Any] = {
             "idempotency_key": f"{prefix}-{n:09d}", "user_id": user_key(row.user_id),
             "item_id": int(row.item_id), "event": str(getattr(row, "event", "view")),
