@@ -44,6 +44,7 @@ ALICE = "alice-0c1d"
 INGEST = Principal("ingest-svc", Role.OPERATOR, DOMESTIC)
 LICENSOR = Principal("licensor-co", Role.LICENSOR, DOMESTIC)
 LICENSOR_ABROAD = Principal("licensor-co", Role.LICENSOR, "XX")
+REQUESTER = Principal("c-cai", Role.CUSTODIAN, DOMESTIC)  # two others approve (four eyes)
 CUSTODIANS = (
     Principal("c-ana", Role.CUSTODIAN, DOMESTIC),
     Principal("c-ben", Role.CUSTODIAN, DOMESTIC),
@@ -212,7 +213,7 @@ def test_every_decision_allow_and_deny_is_in_the_ledger(custody, batch, batched)
 def _approved_grant_for_the_licensor(custody: Custody, **scope) -> str:
     grant = custody.policy.grants.request(
         grantee=LICENSOR_ABROAD, actions=list(Action), data_classes=PERSONAL,
-        purpose="metrics_release", expires_in=3600, requested_by=CUSTODIANS[0],
+        purpose="metrics_release", expires_in=3600, requested_by=REQUESTER,
         allow_transfer=True, **scope,
     )  # fmt: skip
     for custodian in CUSTODIANS:

@@ -126,7 +126,7 @@ def grant_command(
     allow_transfer: Annotated[bool, typer.Option(help="Allow cross-border transfer.")] = False,
     justification: Annotated[str, typer.Option(help="Why it is needed.")] = "",
 ) -> None:
-    """Request a grant; prints its id. It needs two custodian approvals."""
+    """Request a grant; prints its id. Two custodians other than the requester approve it."""
 
     def request() -> Grant:
         grantee_p, requester = parse_principal(grantee), parse_principal(requested_by)

@@ -1,4 +1,4 @@
-"""Just-in-time grants: two custodians approve, a purpose, a scope, an expiry.
+"""Just-in-time grants: two custodians (not the requester) approve, a purpose, a scope, an expiry.
 
 A grant lets one principal do named actions on named data classes for one
 purpose until it expires or is revoked. It counts only when a request names
@@ -268,6 +268,9 @@ def _check_approval(grant: Grant, approver: Principal, now: float) -> None:
         raise GrantError(f"{approver.id} is a {approver.role.value}; only custodians approve")
     if approver.id == grant.grantee_id:
         raise GrantError(f"{approver.id} cannot approve a grant to themselves")
+    if approver.id == grant.requested_by:
+        # Four eyes: the two approvals come from custodians other than the requester.
+        raise GrantError(f"{approver.id} requested {grant.id}; two other custodians approve it")
     if approver.id in grant.approvals:
         raise GrantError(f"{approver.id} has already approved {grant.id}; a second custodian must")
     if len(grant.approvals) >= REQUIRED_APPROVALS:
