@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from trustfeed.api._auth import PlatformDep, require
+from trustfeed.api._params import ItemId, RowId
 from trustfeed.custody import Principal, Role
 from trustfeed.moderation import Outcome, Status
 from trustfeed.moderation._metrics import overturn_rate, time_in_queue
@@ -70,32 +71,52 @@ def claim_next(principal: Moderator, platform: PlatformDep, name: QueueName = No
 
 
 @router.post("/moderation/jobs/{job_id}/claim")
-def claim(job_id: int, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
+def claim(job_id: RowId, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
     return _view(platform.review.claim(job_id, principal.id))
 
 
 @router.post("/moderation/jobs/{job_id}/release")
-def release(job_id: int, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
+def release(job_id: RowId, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
     platform.review.release(job_id, principal.id)
     return _job(platform.review.job(job_id))
 
 
 @router.post("/moderation/jobs/{job_id}/reveal/{item_id}")
-def reveal(job_id: int, item_id: int, principal: Moderator, platform: PlatformDep) -> dict:
+def reveal(job_id: RowId, item_id: ItemId, principal: Moderator, platform: PlatformDep) -> dict:
     """Unblur one item for the lease holder (recorded in the ledger)."""
     return asdict(platform.review.reveal(job_id, item_id, principal.id))
 
 
-@router.get("/moderation/items/{item_id}/media")
-def media(item_id: int, principal: Moderator, platform: PlatformDep) -> Response:
+#: Served as uploaded; any other type the uploader claimed is served as opaque bytes,
+#: so an upload that says ``text/html`` never runs as a page on the API's origin.
+MEDIA_TYPES = ("image/", "video/")
+MEDIA_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
+
+
+@router.get(
+    "/moderation/items/{item_id}/media",
+    response_class=Response,
+    responses={200: {
+        "description": "The uploaded bytes.",
+        "content": {"image/*": {}, "video/*": {}, "application/octet-stream": {}},
+    }},
+)  # fmt: skip
+def media(item_id: ItemId, principal: Moderator, platform: PlatformDep) -> Response:
     """The uploaded media (the console shows it blurred until revealed)."""
     item = platform.catalog.get(item_id)
-    return Response(platform.media(item_id), media_type=item.media_type)
+    body = platform.media(item_id)
+    media_type = item.media_type if item.media_type.startswith(MEDIA_TYPES) else None
+    return Response(
+        body, media_type=media_type or "application/octet-stream", headers=MEDIA_HEADERS
+    )
 
 
 @router.post("/moderation/jobs/{job_id}/decision")
 def decide(
-    job_id: int, body: DecisionIn, principal: Moderator, platform: PlatformDep
+    job_id: RowId, body: DecisionIn, principal: Moderator, platform: PlatformDep
 ) -> dict[str, Any]:
     decision = platform.review.decide(
         job_id, moderator=principal.id, action=body.action,
@@ -117,14 +138,14 @@ def open_appeals(principal: Moderator, platform: PlatformDep) -> list[dict[str, 
 
 
 @router.post("/moderation/appeals/{appeal_id}/assign")
-def assign(appeal_id: int, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
+def assign(appeal_id: RowId, principal: Moderator, platform: PlatformDep) -> dict[str, Any]:
     """Take an appeal (refused to the moderator who made the decision)."""
     return asdict(platform.appeals.assign(appeal_id, principal.id))
 
 
 @router.post("/moderation/appeals/{appeal_id}/resolve")
 def resolve(
-    appeal_id: int, body: ResolutionIn, principal: Moderator, platform: PlatformDep
+    appeal_id: RowId, body: ResolutionIn, principal: Moderator, platform: PlatformDep
 ) -> dict[str, Any]:
     """Uphold or overturn; an overturn makes the item eligible (and servable) again."""
     appeal = platform.appeals.resolve(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile, status
 
 from trustfeed.api._auth import PlatformDep, PrincipalDep, require
+from trustfeed.api._params import ItemId
 from trustfeed.custody import Principal, Role
 from trustfeed.service import EventBatch, ServiceError
 
@@ -50,7 +51,7 @@ def upload(
 
 
 @router.get("/items/{item_id}")
-def item_status(item_id: int, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+def item_status(item_id: ItemId, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     """An item's public metadata, its status and the decisions that led there."""
     item = platform.catalog.get(item_id)
     gate = platform.moderation.gate

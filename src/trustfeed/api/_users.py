@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from trustfeed.api._auth import PlatformDep, PrincipalDep
+from trustfeed.api._params import ItemId
 
 router = APIRouter(prefix="/v1/users", tags=["user"])
 UserId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")]
@@ -42,7 +43,7 @@ def feed(
 
 @router.get("/{user_id}/feed/{item_id}/why")
 def why(
-    user_id: UserId, item_id: int, principal: PrincipalDep, platform: PlatformDep
+    user_id: UserId, item_id: ItemId, principal: PrincipalDep, platform: PlatformDep
 ) -> dict[str, Any]:
     """Why am I seeing this item."""
     return platform.explain(principal, user_id, item_id)
