@@ -40,7 +40,7 @@ def image(seed: int, size: int = 96) -> bytes:
     """A distinct PNG per seed (random blocks, so perceptual hashes differ)."""
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    picture = Image.fromarray(blocks).resize((size, size), Image.NEAREST)
+    picture = Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST)
     out = io.BytesIO()
     picture.save(out, format="PNG")
     return out.getvalue()

@@ -148,10 +148,11 @@ class Trainer:
         domestic = self._pseudonyms.domestic
         kept = [e for e in events if (e.residency or domestic) == domestic]
         self.skipped_foreign += len(events) - len(kept)
-        if kept:
-            self._train(kept, records[0].offset, records[-1].offset)
-        self.position = records[-1].offset
-        self.applied += len(kept)
+        with self._lock:  # a snapshot must never see the batch without its position
+            if kept:
+                self._train(kept, records[0].offset, records[-1].offset)
+            self.position = records[-1].offset
+            self.applied += len(kept)
         self.last_applied_at = time.time()
         return len(records)
 
@@ -168,8 +169,7 @@ class Trainer:
         frame = to_frame(events, domestic=domestic)
         self._fill_durations(frame)
         batch = self._pseudonyms.events(frame)
-        with self._lock:
-            self.model.partial_fit(batch.frame)
+        self.model.partial_fit(batch.frame)
 
     def _fill_durations(self, frame: pd.DataFrame) -> None:
         """Watch ratios need the video's length: the catalogue knows it when the app didn't say."""
@@ -191,6 +191,8 @@ def save_snapshot(model: Recommender, position: int, directory: Path) -> None:
     (tmp / "position").write_text(str(position), encoding="utf-8")
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
+        if old.exists():  # a kill during an earlier clean-up left it half deleted
+            _remove_tree(old)
         directory.rename(old)
     tmp.rename(directory)
     if old.exists():

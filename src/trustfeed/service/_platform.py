@@ -9,6 +9,7 @@ the ledger before anything happens.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 PURPOSE_FEED = "feed_serving"
 MAX_FEED = 100
 MAX_CURSOR = 1000
+ERASED_CACHE_S = 5.0
+ERASED_CACHE_MAX = 500_000
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class Platform(Closeable):
         self._new_events = threading.Condition()
         self.started_at = time.time()
         self.errors: dict[str, str] = {}
+        self._erasures: dict[str, tuple[bool, float]] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -190,8 +194,7 @@ class Platform(Closeable):
             self._new_events.notify_all()
         for thread in self._threads:
             thread.join(timeout=30)
-        if self.model.fitted:
-            save_snapshot(self.model, self.trainer.position, self._snapshot_dir)
+        self.snapshot()
         self.log.close()
         self.moderation.close()
         self.custody.close()
@@ -318,8 +321,20 @@ class Platform(Closeable):
         return IngestResult(len(acks) - duplicates, duplicates, max(a.offset for a in acks))
 
     def _check_user(self, user_id: str) -> None:
-        if self.custody.vault.is_erased(user_id):
+        if self._erased(user_id):
             raise NotFound(f"user {user_id!r} was erased")
+
+    def _erased(self, user_id: str) -> bool:
+        """Erasure is permanent, so a yes is kept; a no is re-read after a few seconds
+        (another replica may erase), keeping SQL off the feed's hot path."""
+        now = time.monotonic()
+        known = self._erasures.get(user_id)
+        if known is None or (not known[0] and now - known[1] > ERASED_CACHE_S):
+            known = (self.custody.vault.is_erased(user_id), now)
+            if len(self._erasures) > ERASED_CACHE_MAX:  # keep memory bounded: drop the noes
+                self._erasures = {u: v for u, v in self._erasures.items() if v[0]}
+            self._erasures[user_id] = known
+        return known[0]
 
     def feed(
         self, principal: Principal, user_id: str, *, k: int = 10, cursor: int = 0
@@ -469,6 +484,7 @@ class Platform(Closeable):
         except AccessDenied as exc:
             raise Forbidden(str(exc)) from exc
         self.trainer.forget(user_id)
+        self._erasures[user_id] = (True, time.monotonic())
         with self.model_lock:
             forgotten = self.model.forget_users([self.custody.pseudonyms.user(user_id)])
         self.settings.forget(user_id)
@@ -532,15 +548,31 @@ def _moderation_url(store_url: str, home: Path) -> str:
 
 
 def _ensure_keys(config: PlatformConfig) -> None:
-    """First start: the custodian's key file and the ledger's signing key (0600)."""
+    """First start: the custodian's key file and the ledger's signing key (0600).
+
+    Each is written under a temporary name and renamed into place, so a crash
+    mid-write leaves no empty key that every later start would trip over.
+    """
     if not config.keyfile.exists():
         config.keyfile.parent.mkdir(parents=True, exist_ok=True)
-        generate_keyfile(config.keyfile)
+        tmp = _fresh_tmp(config.keyfile)
+        generate_keyfile(tmp)
+        os.replace(tmp, config.keyfile)
     if not config.ledger_key.exists():
         signer, verifier = generate_signing_key(config.origin)
         config.ledger_key.parent.mkdir(parents=True, exist_ok=True)
-        write_private(config.ledger_key, (signer + "\n").encode())
-        config.ledger_key.with_suffix(".pub").write_text(verifier + "\n", encoding="utf-8")
+        public = config.ledger_key.with_suffix(".pub")
+        tmp_public, tmp_key = _fresh_tmp(public), _fresh_tmp(config.ledger_key)
+        tmp_public.write_text(verifier + "\n", encoding="utf-8")
+        write_private(tmp_key, (signer + "\n").encode())
+        os.replace(tmp_public, public)
+        os.replace(tmp_key, config.ledger_key)  # last: its presence means both are whole
+
+
+def _fresh_tmp(path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    return tmp
 
 
 def _load_model(config: PlatformConfig) -> tuple[Recommender, int]:

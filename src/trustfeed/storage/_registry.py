@@ -93,7 +93,11 @@ def _sqlite_engine(url: sa.URL, must_exist: bool) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: a deferred transaction that reads, then writes after another
+        # connection committed, fails at once (SQLITE_BUSY_SNAPSHOT; the busy
+        # timeout cannot help). Taking the write lock up front makes writers
+        # queue instead; SQLite has one writer at a time anyway.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from trustfeed.api._auth import PlatformDep
+from trustfeed.api._params import ItemId, RowId
 from trustfeed.api.console import _queues
 from trustfeed.api.console._render import SECURITY_HEADERS, page, redirect
 from trustfeed.api.console._session import PREFIX, Refused, Session, needs, posted, problems
@@ -106,14 +107,14 @@ def claim_next(session: Acting, platform: PlatformDep, queue: FormText = "") -> 
 
 
 @router.post("/jobs/{job_id}/claim")
-def claim(job_id: int, session: Acting, platform: PlatformDep) -> Response:
+def claim(job_id: RowId, session: Acting, platform: PlatformDep) -> Response:
     with problems(session):
         platform.review.claim(job_id, session.principal.id)
     return redirect(f"{HOME}/jobs/{job_id}")
 
 
 @router.post("/jobs/{job_id}/release")
-def release(job_id: int, session: Acting, platform: PlatformDep) -> Response:
+def release(job_id: RowId, session: Acting, platform: PlatformDep) -> Response:
     with problems(session):
         platform.review.release(job_id, session.principal.id)
     return redirect(HOME, notice="released", job=job_id)
@@ -121,7 +122,7 @@ def release(job_id: int, session: Acting, platform: PlatformDep) -> Response:
 
 @router.get("/jobs/{job_id}")
 def review_page(
-    request: Request, job_id: int, session: Moderator, platform: PlatformDep
+    request: Request, job_id: RowId, session: Moderator, platform: PlatformDep
 ) -> Response:
     """The review of a job the moderator holds: blurred media, the decision form."""
     me = session.principal.id
@@ -142,7 +143,7 @@ def review_page(
 
 @router.post("/jobs/{job_id}/reveal/{item_id}")
 def reveal(
-    request: Request, job_id: int, item_id: int, session: Acting, platform: PlatformDep
+    request: Request, job_id: RowId, item_id: ItemId, session: Acting, platform: PlatformDep
 ) -> Response:
     """Unblur one item (recorded in the ledger); JSON for the page's script, else a redirect."""
     with problems(session):
@@ -154,7 +155,7 @@ def reveal(
 
 @router.post("/jobs/{job_id}/decision")
 def decide(
-    job_id: int,
+    job_id: RowId,
     session: Acting,
     platform: PlatformDep,
     action: FormText = "",
@@ -174,7 +175,7 @@ def decide(
 
 
 @router.get("/items/{item_id}/media")
-def media(item_id: int, session: Moderator, platform: PlatformDep) -> Response:
+def media(item_id: ItemId, session: Moderator, platform: PlatformDep) -> Response:
     """The uploaded bytes; the page blurs them until revealed."""
     with problems(session):
         item = platform.catalog.get(item_id)
@@ -185,7 +186,7 @@ def media(item_id: int, session: Moderator, platform: PlatformDep) -> Response:
 
 
 @router.post("/appeals/{appeal_id}/assign")
-def assign(appeal_id: int, session: Acting, platform: PlatformDep) -> Response:
+def assign(appeal_id: RowId, session: Acting, platform: PlatformDep) -> Response:
     """Take an appeal (refused to the moderator whose decision it appeals)."""
     with problems(session):
         platform.appeals.assign(appeal_id, session.principal.id)
@@ -194,7 +195,7 @@ def assign(appeal_id: int, session: Acting, platform: PlatformDep) -> Response:
 
 @router.post("/appeals/{appeal_id}/resolve")
 def resolve(
-    appeal_id: int,
+    appeal_id: RowId,
     session: Acting,
     platform: PlatformDep,
     outcome: FormText = "",
