@@ -60,10 +60,10 @@ class _Parts:
 def demo(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the world and the model.")] = 42,
     users: Annotated[int, typer.Option(min=1, help="Users in the generated world.")] = 2000,
-    items: Annotated[int, typer.Option(min=1, help="Videos in the generated world.")] = 3000,
+    items: Annotated[int, typer.Option(min=1, help="Videos in the generated world.")] = 1500,
     events: Annotated[
         int, typer.Option(min=100, help="Impressions in the generated world.")
-    ] = 150_000,
+    ] = 120_000,
     dataset: Annotated[
         Path | None,
         typer.Option(
@@ -93,11 +93,11 @@ def demo(
     home = _out_dir(out)
     report = run.RunReport()
     try:
-        platform = run.open_fresh(home, seed, text_models=text_models)
+        platform, scorers = run.open_fresh(home, seed, text_models=text_models)
     except (OSError, TrustfeedError) as exc:
         raise _fail(f"cannot open the demo deployment in {home}: {exc}") from exc
     try:
-        _platform_steps(console, platform, parts, seed, report)
+        _platform_steps(console, platform, scorers, parts, seed, report)
         _summary(console, platform, report, time.perf_counter() - began)
         if serve:
             _serve(console, platform, port)
@@ -105,11 +105,13 @@ def demo(
         platform.close()
 
 
-def _platform_steps(console: Console, platform: Any, parts: _Parts, seed: int, report: Any) -> None:
+def _platform_steps(
+    console: Console, platform: Any, scorers: list[Any], parts: _Parts, seed: int, report: Any
+) -> None:
     from trustfeed.demo import _platform_run as run
 
     console.rule("[bold]2. uploads through content security")
-    run.upload_catalogue(console, platform, _catalogue(parts), seed, report)
+    run.upload_catalogue(console, platform, scorers, _catalogue(parts), seed, report)
     console.print(
         f"{sum(report.statuses.values()):,} videos screened in {report.uploads_s:.1f} s: "
         + ", ".join(f"{n:,} {s}" for s, n in report.statuses.most_common())

@@ -16,17 +16,22 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
 SIZE = 192
-SHAPES = 6
+SHAPES = 12
 BAD_BANK = "demo-known-bad"
 
 
 def _picture(item_id: int) -> Image.Image:
+    """A diagonal gradient under a dozen shapes: enough structure for a PDQ quality ≥ 50
+    on almost every item (flat pictures get low-quality hashes that banks ignore)."""
     rng = np.random.default_rng([7, item_id])
-    picture = Image.new("RGB", (SIZE, SIZE), _colour(rng))
+    ramp = np.linspace(0.0, 1.0, SIZE)
+    start, end = (np.array(_colour(rng), np.float64) for _ in range(2))
+    gradient = (np.add.outer(ramp, ramp) / 2)[..., None] * (end - start) + start
+    picture = Image.fromarray(gradient.astype(np.uint8))
     draw = ImageDraw.Draw(picture)
     for _ in range(SHAPES):
         x, y = (int(v) for v in rng.integers(0, SIZE, 2))
-        w, h = (int(v) for v in rng.integers(SIZE // 6, SIZE // 2, 2))
+        w, h = (int(v) for v in rng.integers(SIZE // 8, SIZE // 3, 2))
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
         shape([x, y, x + w, y + h], fill=_colour(rng))
     return picture
@@ -35,6 +40,14 @@ def _picture(item_id: int) -> Image.Image:
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     r, g, b = (int(c) for c in rng.integers(0, 256, 3))
     return r, g, b
+
+
+def pdq_of(media: bytes) -> tuple[str, int]:
+    """The PDQ hash (as uploaded) and its quality."""
+    from trustfeed.moderation import hash_media
+
+    pdq = next(s for s in hash_media(media) if s.signal == "pdq" and s.variant == 0)
+    return pdq.value, int(pdq.quality or 0)
 
 
 def cover(item_id: int) -> bytes:

@@ -22,13 +22,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from trustfeed.custody import Principal, Role
-from trustfeed.demo._media import BAD_BANK, altered, cover
-from trustfeed.moderation import Status, hash_media
+from trustfeed.demo._media import BAD_BANK, altered, cover, pdq_of
+from trustfeed.moderation import Status
 from trustfeed.service import Event, Platform, PlatformConfig
+from trustfeed.service._bulk import PrescoredClassifier, Upload, import_catalog, prescored
 
 BATCH = 1000
 STREAM_BATCH = 200  # online: events arrive a few hundred at a time
 N_KNOWN_BAD = 12
+MIN_QUALITY = 50  # PDQ hashes below this are never matched
 OFFENSIVE_CAPTIONS = ("you stupid bitch", "fuck all of you idiots", "shut up you dumb ass")
 DEFAULT_DURATION_MS = 30_000
 
@@ -68,7 +70,9 @@ class PlatformModel:
         return np.array([-1 if i is None else i for i in mapped], np.int64).reshape(rows.shape)
 
 
-def open_fresh(home: Path, seed: int, *, text_models: bool) -> Platform:
+def open_fresh(
+    home: Path, seed: int, *, text_models: bool
+) -> tuple[Platform, list[PrescoredClassifier]]:
     """A new deployment under ``home`` (anything there from an earlier demo is replaced)."""
     if home.exists():
         shutil.rmtree(home)
@@ -80,8 +84,9 @@ def open_fresh(home: Path, seed: int, *, text_models: bool) -> Platform:
     )  # fmt: skip
     from trustfeed.moderation.text import default_classifiers
 
-    classifiers = default_classifiers(embeddings=text_models)
-    return Platform.open(config, text_classifiers=classifiers)
+    # Pre-scored: the bulk import scores a chunk's captions in one call per model.
+    scorers = prescored(default_classifiers(embeddings=text_models))
+    return Platform.open(config, text_classifiers=scorers), scorers
 
 
 def operator(platform: Platform) -> Principal:
@@ -89,41 +94,69 @@ def operator(platform: Platform) -> Principal:
 
 
 def upload_catalogue(
-    console: Console, platform: Platform, items: pd.DataFrame, seed: int, report: RunReport
+    console: Console,
+    platform: Platform,
+    scorers: list[PrescoredClassifier],
+    items: pd.DataFrame,
+    seed: int,
+    report: RunReport,
 ) -> None:
     """Seed the known-bad bank, then upload every video through content security."""
     rng = np.random.default_rng(seed)
     ids = items["item_id"].to_numpy(np.int64)
-    bad = set(rng.choice(ids, size=min(N_KNOWN_BAD, len(ids) // 10), replace=False).tolist())
-    offensive = set(
-        rng.choice(sorted(set(ids) - bad), size=len(OFFENSIVE_CAPTIONS), replace=False).tolist()
-    )
+    bad = _known_bad(rng.permutation(ids).tolist(), min(N_KNOWN_BAD, len(ids) // 10))
+    clean = sorted(set(ids.tolist()) - bad)
+    offensive = dict(zip(rng.choice(clean, size=len(OFFENSIVE_CAPTIONS), replace=False).tolist(),
+                         OFFENSIVE_CAPTIONS, strict=True))  # fmt: skip
     platform.moderation.banks.create(BAD_BANK, action=Status.REMOVED)
     for item in sorted(bad):
-        pdq = next(s for s in hash_media(cover(item)) if s.signal == "pdq" and s.variant == 0)
-        platform.moderation.banks.add(BAD_BANK, "pdq", pdq.value, note="demo: known bad")
-    who, started = operator(platform), time.perf_counter()
-    captions = iter(OFFENSIVE_CAPTIONS)
+        platform.moderation.banks.add(
+            BAD_BANK, "pdq", pdq_of(cover(item))[0], note="demo: known bad"
+        )
+    altered_ones = set(sorted(bad)[::2])  # half arrive as near-duplicates
+
+    def media_for(upload: Upload) -> bytes:
+        item = upload.item_id
+        return altered(item) if item in altered_ones else cover(item)
+
+    rows: Any = items.itertuples(index=False)  # named tuples of the catalogue's columns
+    uploads = [
+        Upload(
+            int(row.item_id), f"creator-{row.creator_id}", str(row.topic),
+            int(getattr(row, "duration_ms", DEFAULT_DURATION_MS)),
+            caption=offensive.get(int(row.item_id), f"video {row.item_id} about {row.topic}"),
+            media_type="image/jpeg" if int(row.item_id) in altered_ones else "image/png",
+        )
+        for row in rows
+    ]  # fmt: skip
+    started = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("uploading and screening", total=len(items))
-        rows: Any = items.itertuples(index=False)  # named tuples of the catalogue's columns
-        for n, row in enumerate(rows):
-            item = int(row.item_id)
-            media = altered(item) if item in bad and n % 2 else cover(item)
-            caption = next(captions) if item in offensive else f"video {item} about {row.topic}"
-            status = platform.upload(
-                who, item_id=item, media=media,
-                media_type="image/jpeg" if media[:2] == b"\xff\xd8" else "image/png",
-                caption=caption, creator_id=f"creator-{row.creator_id}", topic=str(row.topic),
-                duration_ms=int(getattr(row, "duration_ms", DEFAULT_DURATION_MS)),
-            )  # fmt: skip
-            report.statuses[status.value] += 1
-            progress.advance(task)
+        task = progress.add_task("uploading and screening", total=len(uploads))
+        statuses = import_catalog(
+            platform, operator(platform), uploads, media_for, scorers=scorers,
+            chunk=200, progress=lambda done: progress.update(task, completed=done),
+        )  # fmt: skip
     report.uploads_s = time.perf_counter() - started
+    report.statuses.update({status.value: n for status, n in statuses.items()})
     for item in platform.moderation.gate.items_with_status(
         [s for s in Status if s not in (Status.ELIGIBLE, Status.PENDING)]
     ):
         report.blocked_reasons[_short(platform.moderation.gate.history(item)[-1].reason)] += 1
+
+
+def _known_bad(candidates: list[int], n: int) -> set[int]:
+    """``n`` items whose covers (and near-duplicates) hash with PDQ quality ≥ 50.
+
+    Why: a hash below quality 50 is never matched (the issue's rule), so a bank
+    entry for one would catch nothing; a real bank would not list it either.
+    """
+    chosen: set[int] = set()
+    for item in candidates:
+        if len(chosen) == n:
+            break
+        if min(pdq_of(cover(item))[1], pdq_of(altered(item))[1]) >= MIN_QUALITY:
+            chosen.add(item)
+    return chosen
 
 
 def _short(reason: str) -> str:

@@ -153,7 +153,7 @@ def _import_chunk(
             scorer.clear()
     meta = pd.DataFrame({
         "item_id": [i.pseudonym for i in items],
-        "creator_id": [pseudonyms.user("creator:" + i.creator_id) for i in items],
+        "creator_id": [platform.catalog.creator_index(i.creator_id) for i in items],
         "topic": [i.topic for i in items],
         "published_at": [i.uploaded_at for i in items],
     })  # fmt: skip
