@@ -14,6 +14,7 @@ from trustfeed.custody.vault._cli import user_app
 from trustfeed.demo import demo
 from trustfeed.moderation import _cli_review, _cli_text, _cli_video  # noqa: F401 (register)
 from trustfeed.moderation._cli import moderation_app
+from trustfeed.recommend.package._cli import package_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(custody_app, name="custody")
 app.add_typer(user_app, name="user")
 app.add_typer(moderation_app, name="moderation")
+app.add_typer(package_app, name="package")
 app.command()(demo)
 app.command()(serve)
 

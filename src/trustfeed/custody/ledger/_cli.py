@@ -279,3 +279,35 @@ def keygen(
         key_path.write_text(signer + "\n", encoding="utf-8")
         pub_path.write_text(verifier + "\n", encoding="utf-8")
         typer.echo(f"wrote {key_path} (secret) and {pub_path}")
+
+
+@audit_app.command()
+def lineage(
+    model_hash: Annotated[str, typer.Argument(help="SHA-256 of the saved model (hex).")],
+    store: Store,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="Prove against the latest checkpoint this key signed, not the root."),
+    ] = None,
+) -> None:
+    """Trace a model to its package approval, training data, code and evaluation.
+
+    Every ledger entry the lineage refers to is proved included (exit 1 if not,
+    or if the lineage is incomplete: no approval, non-domestic data, …).
+    """
+    # Imported here: the ledger must not depend on the recommender to open.
+    from trustfeed.recommend.package import LineageError, render_lineage, trace_lineage
+
+    with _exit_codes():
+        if not re.fullmatch(r"[0-9a-f]{64}", model_hash):
+            raise _BadInput(f"not a model hash (64 lowercase hex digits): {model_hash!r}")
+        key = parse_verifier(_read(public_key, "public key")) if public_key else None
+        try:
+            report = _with_ledger(
+                store, lambda ledger: trace_lineage(ledger, model_hash, checkpoint_key=key)
+            )
+        except LineageError as exc:
+            _fail(1, f"lineage verification FAILED: {exc}")
+        typer.echo(render_lineage(report), nl=False)
+        if report.problems:
+            _fail(1, f"lineage verification FAILED: {'; '.join(report.problems)}")
