@@ -120,6 +120,8 @@ class Platform(Closeable):
         self.catalog = Catalog(engine)
         self.settings = UserSettings(engine, digest=custody.vault.owner_digest)
         self.exposure = ExposureLog(engine)
+        # Keeps a trained batch and its log position together for snapshots (the
+        # model itself is thread-safe: readers never take this lock).
         self.model_lock = threading.RLock()
         self.archiver = Archiver(
             log_, custody.vault, engine, domestic=config.domestic,
@@ -344,15 +346,16 @@ class Platform(Closeable):
             raise ServiceError(f"k must be 1..{MAX_FEED} and cursor 0..{MAX_CURSOR}")
         decision = self._feed_access(principal, user_id)
         personalised = self.settings.personalised(user_id)
-        with self.model_lock:
-            if not self.model.fitted:
-                return _page(user_id, personalised, [], cursor, k, decision)
-            wanted = cursor + k
-            if personalised:
-                pseudonym = self.custody.pseudonyms.user(user_id)
-                ids, scores, reasons = self.model.recommend_with_reasons(pseudonym, k=wanted)
-            else:
-                ids, scores, reasons = self._non_personalised(wanted)
+        if not self.model.fitted:
+            return _page(user_id, personalised, [], cursor, k, decision)
+        # The model is safe to read while the trainer writes (its own read/write
+        # lock): feeds never wait on this platform's model_lock.
+        wanted = cursor + k
+        if personalised:
+            pseudonym = self.custody.pseudonyms.user(user_id)
+            ids, scores, reasons = self.model.recommend_with_reasons(pseudonym, k=wanted)
+        else:
+            ids, scores, reasons = self.model.popular(wanted)  # DSA Art. 38: no profile used
         entries = self._entries(ids, scores, reasons)[cursor:]
         self._count_exposure(entries[:k], personalised)
         return _page(user_id, personalised, entries, cursor, k, decision)
@@ -360,12 +363,6 @@ class Platform(Closeable):
     def _count_exposure(self, entries: list[dict], personalised: bool) -> None:
         items = [self.catalog.get(e["item_id"]) for e in entries]
         self.exposure.record(((i.topic, i.creator_id) for i in items), personalised=personalised)
-
-    def _non_personalised(self, k: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        """DSA Art. 38: the same ranking everyone without a profile gets (no history used)."""
-        stranger = -1  # never a pseudonym (those are non-negative)
-        ids, scores, reasons = self.model.recommend_with_reasons(stranger, k=k)
-        return ids, scores, reasons
 
     def _entries(self, ids: np.ndarray, scores: np.ndarray, reasons: list[Any]) -> list[dict]:
         item_ids = self.catalog.item_ids(ids[ids >= 0])
@@ -402,9 +399,12 @@ class Platform(Closeable):
         item = self.catalog.get(item_id)
         status = self.moderation.gate.status(item_id)
         personalised = self.settings.personalised(user_id)
-        who = self.custody.pseudonyms.user(user_id) if personalised else -1
-        with self.model_lock:
-            reasons = self.model.explain(who, item.pseudonym) if self.model.fitted else []
+        who = self.custody.pseudonyms.user(user_id)
+        reasons = (
+            self.model.explain(who, item.pseudonym, personalised=personalised)
+            if self.model.fitted
+            else []
+        )
         return {
             "user_id": user_id, "item_id": item_id, "personalised": personalised,
             "status": status.value, "servable": status is Status.ELIGIBLE,
