@@ -7,6 +7,7 @@ from trustfeed.recommend._base import (
     PersistentModel,
     RecommenderModel,
     RecommendError,
+    UnknownItemError,
     top_k,
 )
 from trustfeed.recommend._config import RecommenderConfig
@@ -30,5 +31,6 @@ __all__ = [
     "Recommender",
     "RecommenderConfig",
     "RecommenderModel",
+    "UnknownItemError",
     "top_k",
 ]

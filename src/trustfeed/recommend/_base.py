@@ -26,6 +26,10 @@ class NotFittedError(RecommendError):
     """``recommend`` or ``save`` was called before ``fit``."""
 
 
+class UnknownItemError(RecommendError, LookupError):
+    """An item id the recommender has never seen (or has forgotten)."""
+
+
 @runtime_checkable
 class RecommenderModel(Protocol):
     """The surface the benchmark harness and the shared test suite use."""

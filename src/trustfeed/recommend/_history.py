@@ -79,41 +79,45 @@ class RecentPositives:
 
 
 class SeenPairs:
-    """Every (user row, item row) pair ever shown or engaged with, for the seen filter."""
+    """Every (user row, item row) pair ever shown or engaged with, for the seen filter.
+
+    A CSR base plus an append buffer. Only writers (``add``, ``remove_*``,
+    ``compact``) change it; ``row`` and ``matrix`` read base and buffer as they
+    are, so readers may run together while no writer does. The buffer is merged
+    once it holds 1/16 of the base: a reader scans it, a merge copies the base.
+    """
 
     def __init__(self) -> None:
         self.base = sp.csr_matrix((0, 0), dtype=np.int8)
-        self._users: list[np.ndarray] = []
-        self._items: list[np.ndarray] = []
-        self._pending = 0
+        self._users = np.zeros(0, np.int64)
+        self._items = np.zeros(0, np.int64)
 
     def add(self, users: np.ndarray, items: np.ndarray) -> None:
-        self._users.append(users.astype(np.int64))
-        self._items.append(items.astype(np.int64))
-        self._pending += len(users)
-        if self._pending > max(100_000, self.base.nnz // 4):
+        self._users = np.concatenate([self._users, users.astype(np.int64)])
+        self._items = np.concatenate([self._items, items.astype(np.int64)])
+        if len(self._users) > max(_MIN_BUFFER, self.base.nnz // 16):
             self.compact()
 
     def compact(self) -> None:
-        if not self._users:
+        if not len(self._users):
             return
-        u = np.concatenate(self._users)
-        i = np.concatenate(self._items)
+        u, i = self._users, self._items
         shape = (
             max(self.base.shape[0], int(u.max(initial=-1)) + 1),
             max(self.base.shape[1], int(i.max(initial=-1)) + 1),
         )
         base = self.base.tocoo()
-        self.base = sp.csr_matrix(
+        merged = sp.csr_matrix(
             (
                 np.ones(base.nnz + len(u), np.int8),
                 (np.concatenate([base.row, u]), np.concatenate([base.col, i])),
             ),
             shape=shape,
         )
-        self.base.sum_duplicates()
-        self.base.data[:] = 1
-        self._users, self._items, self._pending = [], [], 0
+        merged.sum_duplicates()
+        merged.data[:] = 1
+        self.base = merged
+        self._users, self._items = np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def remove_users(self, users: np.ndarray) -> None:
         self.compact()
@@ -135,18 +139,49 @@ class SeenPairs:
             self.base = (self.base @ keep).tocsr()
             self.base.eliminate_zeros()
 
+    def is_empty(self) -> bool:
+        return not self.base.nnz and not len(self._users)
+
+    def row(self, user: int) -> np.ndarray:
+        """Item rows seen by one user row (unsorted, maybe repeated; empty if unknown)."""
+        base = self.base
+        own = (
+            base.indices[base.indptr[user] : base.indptr[user + 1]].astype(np.int64)
+            if 0 <= user < base.shape[0]
+            else np.zeros(0, np.int64)
+        )
+        if not len(self._users):
+            return own
+        return np.concatenate([own, self._items[self._users == user]])
+
     def matrix(self, users: np.ndarray, n_items: int) -> sp.csr_matrix:
         """Seen indicator for ``users`` (rows; unknown rows empty) over ``n_items`` columns."""
-        self.compact()
-        n_rows = self.base.shape[0]
-        known = (users >= 0) & (users < n_rows)
-        if not known.any():
-            return sp.csr_matrix((len(users), n_items), dtype=np.int8)
-        out = self.base[np.where(known, users, 0)].tocsr()
-        out.resize((len(users), n_items))
-        if not known.all():
-            out = (sp.diags(known.astype(np.int8), dtype=np.int8) @ out).tocsr()
+        out = _rows_of(self.base, users, n_items)
+        fits = self._items < n_items
+        if fits.any():
+            u, i = self._users[fits], self._items[fits]
+            buffered = sp.csr_matrix(
+                (np.ones(len(u), np.int8), (u, i)), shape=(int(u.max()) + 1, n_items)
+            )
+            out = (out + _rows_of(buffered, users, n_items)).tocsr()
+            out.data[:] = 1  # a pair in both base and buffer is still one pair
         return out
+
+
+#: Smallest append buffer merged into the base (see :class:`SeenPairs`).
+_MIN_BUFFER = 20_000
+
+
+def _rows_of(m: sp.csr_matrix, users: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """Rows ``users`` of ``m`` (empty where out of range), widened to ``n_cols`` columns."""
+    known = (users >= 0) & (users < m.shape[0])
+    if not known.any():
+        return sp.csr_matrix((len(users), n_cols), dtype=np.int8)
+    out = m[np.where(known, users, 0)].tocsr()
+    out.resize((len(users), n_cols))
+    if not known.all():
+        out = (sp.diags(known.astype(np.int8), dtype=np.int8) @ out).tocsr()
+    return out
 
 
 @numba.njit(cache=True)

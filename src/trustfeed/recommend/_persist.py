@@ -15,9 +15,9 @@ import scipy.sparse as sp
 
 from trustfeed.recommend._base import RecommendError
 from trustfeed.recommend._history import RecentPositives
+from trustfeed.recommend._model import ItemModel
 from trustfeed.recommend._ranker import MultiTaskRanker
 from trustfeed.recommend._signals import ItemStats
-from trustfeed.recommend._sources import AnnIndex
 from trustfeed.recommend._table import CollisionlessTable
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ _SPARSE = ("gram", "weights", "transitions", "seen", "follows")
 
 
 def save_state(rec: Recommender, path: Path) -> None:
-    """Write ``rec`` (fitted) to the directory ``path``."""
-    rec.refresh_pending_counts()
+    """Write ``rec`` (fitted) to the directory ``path``; the caller holds its locks."""
+    rec._fold_pending()
     rec.seen.compact()
     rec.follows.compact()
     path.mkdir(parents=True, exist_ok=True)
@@ -76,8 +76,7 @@ def load_state(cls: type[R], path: Path) -> R:
     rec.items = CollisionlessTable.load(path / "items.npz")
     with np.load(path / "state.npz", allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
-    rec.model_ids, rec.embeddings, rec.topic = a["model_ids"], a["embeddings"], a["topic"]
-    rec._moves_total = a["moves"]
+    rec.topic, rec._moves_total = a["topic"], a["moves"]
     if "blocked_ids" in a:
         rec.blocked_ids, rec.allowed_ids = a["blocked_ids"], a["allowed_ids"]
     else:  # saves before eligibility was kept by id: a row mask
@@ -98,12 +97,14 @@ def load_state(cls: type[R], path: Path) -> R:
         )
         for name in _SPARSE
     }
-    rec._gram, rec.weights, rec.transitions = mats["gram"], mats["weights"], mats["transitions"]
+    rec._gram = mats["gram"]
+    rec._model = ItemModel(mats["weights"], mats["transitions"], a["model_ids"], a["embeddings"])
     rec.seen.base, rec.follows.base = mats["seen"], mats["follows"]
     rec.topic_names = list(header["topic_names"])
-    rec.ann = AnnIndex.build(rec.embeddings) if rec.embeddings.shape[1] else None
+    rec.stats._ensure(rec.items.n_rows)  # readers index stats by any item row
     if header["has_ranker"]:
         rec.ranker = MultiTaskRanker.load(path / "ranker.npz")
+        rec.ranker.compile()  # now, not in the first feed request
     rec.fitted = True
     return rec
 

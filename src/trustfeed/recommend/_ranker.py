@@ -38,6 +38,7 @@ from typing import Any, Self
 import numpy as np
 
 from trustfeed.recommend._base import NotFittedError, RecommendError
+from trustfeed.recommend._trees import CompiledTrees, compile_boosters
 
 _lgb: Any
 try:  # probed once: the reference MLP stands in when LightGBM is missing
@@ -65,6 +66,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "negative": -0.25,
     "skip": -0.25,
 }
+#: Up to this many rows are scored by the compiled trees (one thread, see ``_trees``);
+#: beyond, LightGBM's threads pay.
+_COMPILED_ROWS = 4096
 #: Tasks whose labels are fractions in [0, 1] rather than 0/1 events.
 RATIO_TASKS = frozenset({"watch_ratio"})
 
@@ -153,6 +157,7 @@ class MultiTaskRanker:
         self.feature_names_: list[str] = []
         self._boosters: dict[str, Any] = {}
         self._mlp: dict[str, np.ndarray] = {}
+        self._quickscorer: tuple[dict[str, Any], CompiledTrees | None] | None = None
 
     @property
     def n_features_(self) -> int:
@@ -249,12 +254,37 @@ class MultiTaskRanker:
         x = self._matrix(features)
         offsets = self._offsets(x)
         if self.backend == "lightgbm":
+            raw = self._raw_scores(x)
             return {  # both objectives use the logistic link
-                t: _sigmoid(np.asarray(b.predict(x, raw_score=True), np.float64) + offsets[:, i])
-                for i, (t, b) in enumerate(self._boosters.items())
+                t: _sigmoid(raw[:, i] + offsets[:, i]) for i, t in enumerate(self._boosters)
             }
         out = _mlp_forward(self._mlp, x, offsets)
         return {t: out[:, i].astype(np.float64) for i, t in enumerate(self.tasks_)}
+
+    def _raw_scores(self, x: np.ndarray) -> np.ndarray:
+        """(rows, tasks) raw tree margins: QuickScorer for a feed's pool, LightGBM beyond."""
+        compiled = self._compiled()
+        if compiled is not None and len(x) <= _COMPILED_ROWS:
+            return compiled.raw_scores(x)
+        return np.column_stack(
+            [np.asarray(b.predict(x, raw_score=True), np.float64) for b in self._boosters.values()]
+        )
+
+    def compile(self) -> bool:
+        """Prepare the fast scorer now rather than on the first small ``predict``.
+
+        Returns whether it applies (LightGBM backend, trees it reproduces exactly).
+        """
+        return self.backend == "lightgbm" and self._compiled() is not None
+
+    def _compiled(self) -> CompiledTrees | None:
+        """The boosters compiled for QuickScorer, once per fit or load (None: unsupported)."""
+        cached = self._quickscorer
+        if cached is None or cached[0] is not self._boosters:
+            boosters = self._boosters  # a concurrent compile gives the same arrays
+            cached = (boosters, compile_boosters(list(boosters.values()), self.n_features_))
+            self._quickscorer = cached
+        return cached[1]
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Σ weight × prediction / base rate over the fitted tasks (see :data:`DEFAULT_WEIGHTS`)."""

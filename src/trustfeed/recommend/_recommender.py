@@ -9,15 +9,19 @@ State lives in two collisionless tables (users, items) and grows with the stream
   accumulated counts (seconds, not a retrain from raw data); ``fit`` is
   ``partial_fit`` of everything followed by ``refresh``.
 
-Scoring a batch: item2item (+ transition) score over all items, plus blended
-ANN / trending / following scores; if the data carried multi-task labels
-(watch time, likes, shares, skips, hates), a :class:`MultiTaskRanker` re-scores
-the best candidates. Then the re-ranker applies the seen filter, eligibility,
-creator/topic caps and the exploration share.
+Scoring (``_scoring``): item2item (+ transition) score, plus blended ANN /
+trending / following scores; if the data carried multi-task labels (watch time,
+likes, shares, skips, hates), a :class:`MultiTaskRanker` re-scores the best
+candidates. Then the re-ranker applies the seen filter, eligibility,
+creator/topic caps and the exploration share. One user in a large catalogue is
+scored on candidates only (``_candidates``), with the same result.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,9 +35,9 @@ from trustfeed.recommend._base import (
     PAD,
     NotFittedError,
     RecommendError,
+    UnknownItemError,
     grown,
     resized,
-    unit_scaled,
 )
 from trustfeed.recommend._config import RecommenderConfig
 from trustfeed.recommend._history import (
@@ -43,10 +47,12 @@ from trustfeed.recommend._history import (
     push_with_pairs,
 )
 from trustfeed.recommend._itemitem import item_weights
+from trustfeed.recommend._model import ItemModel
 from trustfeed.recommend._persist import load_state, save_state
 from trustfeed.recommend._ranker import MultiTaskRanker
 from trustfeed.recommend._reasons import Reason
-from trustfeed.recommend._rerank import rerank
+from trustfeed.recommend._rwlock import ReadWriteLock
+from trustfeed.recommend._scoring import CANDIDATES_FROM, FEATURES, NO_ID, Scoring
 from trustfeed.recommend._signals import (
     ItemStats,
     event_weights,
@@ -54,31 +60,13 @@ from trustfeed.recommend._signals import (
     negative_mask,
     task_labels,
 )
-from trustfeed.recommend._sources import (
-    AnnIndex,
-    item_embeddings,
-    profile_matrix,
-    transition_matrix,
-)
+from trustfeed.recommend._sources import AnnIndex, transition_matrix
 from trustfeed.recommend._table import CollisionlessTable
 
-_NO_ID = np.iinfo(np.int64).min
 _BATCH = 512
-_RANKER_POOL = 200  # candidates the multi-task ranker re-scores per user
-_FEATURES = (
-    "item2item",
-    "transition",
-    "ann",
-    "trending",
-    "log_views",
-    "positive_rate",
-    "negative_rate",
-    "following",
-    "log_age_s",
-)
 
 
-class Recommender:
+class Recommender(Scoring):
     """Short-video "For You" recommender; see the module docstring.
 
     >>> import pandas as pd
@@ -87,6 +75,34 @@ class Recommender:
     >>> rec = Recommender(seed=0, embedding_dim=0).fit(df)
     >>> rec.recommend([1], k=2).tolist()
     [[12, -1]]
+    >>> [r.source for r in rec.explain(1, 12)]
+    ['item2item', 'fresh', 'trending']
+
+    **Threads.** One instance serves a whole process; what may run alongside what:
+
+    * Readers — ``recommend``, ``recommend_with_reasons``, ``explain``, ``popular`` —
+      run together from any number of threads.
+    * Writers — ``partial_fit``, ``set_items``, ``set_blocked``, ``forget_users`` — run
+      one at a time, from any threads; while one runs, readers wait (a few ms for
+      100 events at 100,000 items; ``partial_fit`` validates before it locks). No
+      reader sees a half-applied write: a blocked item is never served by a call
+      that starts after ``set_blocked`` returned.
+    * ``refresh`` (a background thread; tens of seconds at 100,000 items) takes a
+      snapshot of the counts under the write lock, solves the new model holding no
+      lock, then swaps it in under the write lock. Readers serve the previous
+      model meanwhile, with live user state: events that arrive during the solve
+      show in feeds at once and enter the item model at the next refresh. One
+      refresh runs at a time; ``save`` and ``refresh_pending_counts`` wait for it.
+    * ``save`` holds the write lock while it writes. ``fit`` is a retrain: safe to
+      call, but readers meanwhile see partly ingested state; serve from a fitted or
+      loaded instance.
+
+    Lazy work is safe too: the background arrays of a state version are built by the
+    first reader that needs them, and embeddings left to solve on first use are
+    solved once, outside the state lock (``refresh(solve_ann=True)`` solves them
+    before the swap, so no reader waits for them). The locks do not share out the
+    CPU: a refresh's solve and a writer's pandas work compete with readers for the
+    GIL and the cores (``benchmarks/bench_serving.py`` measures feeds beside both).
     """
 
     def __init__(self, seed: int = 42, **params: Any) -> None:
@@ -96,7 +112,11 @@ class Recommender:
         # by item id, not row, because rows are reused after expiry.
         self.blocked_ids = np.zeros(0, np.int64)  # never served
         self.allowed_ids = np.zeros(0, np.int64)  # served when not eligible_by_default
-        self._eligibility_version = 0
+        self._lock = ReadWriteLock()  # live state: readers share, writers exclude
+        self._refresh_lock = threading.RLock()  # the Gram matrix and the moves: one folder
+        self._cache_lock = threading.Lock()  # per-version caches: one builder
+        self._version = 0  # bumped by every write a cached background depends on
+        self._meta_version = 0  # bumped when item creators change
         self._reset()
 
     @classmethod
@@ -128,16 +148,18 @@ class Recommender:
         self.follows = SeenPairs()  # (user row, creator id) pairs, creator ids as columns
         self.topic = np.zeros(0, np.int64)
         self.topic_names: list[str] = []
-        self._eligibility: tuple[int, int, np.ndarray] | None = None  # (version, n, mask)
-        # Model, rebuilt by ``refresh``.
-        self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
-        self.transitions = sp.csr_matrix((0, 0), dtype=np.float32)
-        self._embeddings = np.zeros((0, 0), np.float32)
-        self._ann: AnnIndex | None = None
-        self._ann_gram: sp.csr_matrix | None = None  # counts the ANN is still to be solved from
-        self.model_ids = np.zeros(0, np.int64)
+        self._model = ItemModel.empty()  # rebuilt by ``refresh``
+        self._background = None
+        self._creator_items = None
         self.ranker: MultiTaskRanker | None = None
         self.fitted = False
+        self._changed(creators=True)
+
+    def _changed(self, creators: bool = False) -> None:
+        """Mark cached per-version arrays stale (callers hold the write lock)."""
+        self._version += 1
+        if creators:
+            self._meta_version += 1
 
     # ------------------------------------------------------------------ training
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
@@ -147,25 +169,31 @@ class Recommender:
         serves as the ranker's training impressions, scored by the state before them.
         """
         events = self._prepare(interactions)
-        self._reset()
-        if items is not None:
-            self.set_items(items)
-        if self.config.train_ranker and has_task_labels(events) and len(events) >= 200:
-            cut = int(len(events) * 0.85)
-            self._ingest(events.iloc[:cut])
+        with self._refresh_lock:
+            with self._lock.write():
+                self._reset()
+                if items is not None:
+                    self._set_items(items)
+            if self.config.train_ranker and has_task_labels(events) and len(events) >= 200:
+                cut = int(len(events) * 0.85)
+                self._ingest_locked(events.iloc[:cut])
+                self.refresh()
+                ranker = self._train_ranker(events.iloc[cut:])
+                with self._lock.write():
+                    self.ranker = ranker
+                self._ingest_locked(events.iloc[cut:])
+            else:
+                self._ingest_locked(events)
             self.refresh()
-            self.ranker = self._train_ranker(events.iloc[cut:])
-            self._ingest(events.iloc[cut:])
-        else:
-            self._ingest(events)
-        self.refresh()
         return self
 
     def partial_fit(self, events: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
         """Fold new time-ordered events into the live state; visible on return."""
-        if items is not None:
-            self.set_items(items)
-        self._ingest(self._prepare(events))
+        prepared = self._prepare(events)  # bad input is refused before anything changes
+        with self._lock.write():
+            if items is not None:
+                self._set_items(items)
+            self._ingest(prepared)
         if not self.fitted:
             self.refresh()
         return self
@@ -173,6 +201,10 @@ class Recommender:
     def _prepare(self, interactions: pd.DataFrame) -> pd.DataFrame:
         events = validate_interactions(interactions, source="interactions")
         return events.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+    def _ingest_locked(self, events: pd.DataFrame) -> None:
+        with self._lock.write():
+            self._ingest(events)
 
     def _ingest(self, events: pd.DataFrame) -> None:
         if len(events) == 0:
@@ -185,6 +217,7 @@ class Recommender:
         users, items, times = users[ok], items[ok], times[ok]
         self.seen.add(users, items)
         self.stats.update(items, times, weight, negative_mask(events)[ok])
+        self.stats._ensure(self.items.n_rows)  # readers index stats by any item row
         self._record_follows(events[ok], users)
         pos = weight > 0
         rows, cols, vals, prev = push_with_pairs(
@@ -197,6 +230,7 @@ class Recommender:
         has_prev = prev >= 0
         self._moves.append(np.stack([prev[has_prev], items[pos][has_prev]], axis=1))
         self._expire(float(times.max()) if len(times) else None)
+        self._changed()
 
     def _record_follows(self, events: pd.DataFrame, users: np.ndarray) -> None:
         if "event" not in events:
@@ -218,7 +252,7 @@ class Recommender:
         self.seen.remove_items(freed_items)
         self.stats.reset(freed_items)
         if len(freed_items):
-            self._eligibility_version += 1  # freed rows will hold other ids
+            self._changed(creators=True)  # freed rows will hold other ids
 
     def _clear_user_rows(self, rows: np.ndarray) -> None:
         self.recent.clear(rows)
@@ -233,12 +267,18 @@ class Recommender:
         item-item counts is aggregated with everyone else's; the next full
         ``fit`` on the (erasure-filtered) training stream rebuilds it without them.
         """
-        rows, _ = self.users.remove(_as_ids(user_ids))
-        self._clear_user_rows(rows)
+        ids = _as_ids(user_ids)
+        with self._lock.write():
+            rows, _ = self.users.remove(ids)
+            self._clear_user_rows(rows)
         return len(rows)
 
     def set_items(self, items: pd.DataFrame) -> None:
         """Attach item metadata (``creator_id``, ``topic``); unknown ids are admitted."""
+        with self._lock.write():
+            self._set_items(items)
+
+    def _set_items(self, items: pd.DataFrame) -> None:
         if "item_id" not in items:
             raise RecommendError("item metadata needs an item_id column")
         ids = items["item_id"].to_numpy(np.int64)
@@ -263,92 +303,137 @@ class Recommender:
             self.topic_names = list(remap)
             self.topic = grown(self.topic, self.items.n_rows, -1)
             self.topic[rows] = np.array([remap[str(n)] for n in names], np.int64)[codes]
+        self._changed(creators=True)
 
     def set_blocked(self, item_ids: npt.ArrayLike, blocked: bool = True) -> None:
         """Mark items (in)eligible by id, known to the model yet or not.
 
-        Blocked items are never returned. ``blocked=False`` lifts a block and,
-        with ``eligible_by_default=False``, is what makes an item servable at all.
+        Blocked items are never returned once this returns. ``blocked=False`` lifts a
+        block and, with ``eligible_by_default=False``, is what makes an item servable.
         """
         ids = np.unique(np.asarray(item_ids, np.int64))
-        if blocked:
-            self.blocked_ids = np.union1d(self.blocked_ids, ids)
-            self.allowed_ids = np.setdiff1d(self.allowed_ids, ids, assume_unique=True)
-        else:
-            self.blocked_ids = np.setdiff1d(self.blocked_ids, ids, assume_unique=True)
-            self.allowed_ids = np.union1d(self.allowed_ids, ids)
-        self._eligibility_version += 1
+        with self._lock.write():
+            if blocked:
+                self.blocked_ids = np.union1d(self.blocked_ids, ids)
+                self.allowed_ids = np.setdiff1d(self.allowed_ids, ids, assume_unique=True)
+            else:
+                self.blocked_ids = np.setdiff1d(self.blocked_ids, ids, assume_unique=True)
+                self.allowed_ids = np.union1d(self.allowed_ids, ids)
+            self._changed()
 
-    def _servable(self, n: int) -> np.ndarray:
-        """Rows whose current id is not blocked (and is allowed, in allow-list mode)."""
-        cached = self._eligibility
-        if cached is not None and cached[:2] == (self._eligibility_version, n):
-            return cached[2]
-        ids = _row_ids(self.items, n)
-        mask = ~np.isin(ids, self.blocked_ids)
-        if not self.config.eligible_by_default:
-            mask &= np.isin(ids, self.allowed_ids)
-        self._eligibility = (self._eligibility_version, n, mask)
-        return mask
-
-    def refresh(self) -> Self:
+    # ------------------------------------------------------------------ the model
+    def refresh(self, *, solve_ann: bool = False) -> Self:
         """Re-solve item-item weights, transitions and ANN embeddings from the counts.
 
-        The embeddings (an eigen-solve, a third of ml-100k's fit) are solved on first
-        use: scores that blend them in, the ranker, reasons, ``save``.
+        Readers go on with the previous model until the new one is swapped in (see
+        the class docstring). The embeddings (an eigen-solve, a third of ml-100k's
+        fit) are solved here when scoring uses them (a ranker, or ``ann_weight``) or
+        ``solve_ann`` asks; else on first use: reasons, ``explain``, ``save``.
         """
-        self._ann_gram = None
-        self.refresh_pending_counts()
-        n = self.items.n_rows
-        moves = self._moves_total
-        c = self.config
-        if n:
-            self.weights = item_weights(
-                self._gram, l2=c.l2, neighbors=c.neighbors, max_dense=c.max_dense_items
-            )
-            self.transitions = transition_matrix(moves[:, 0], moves[:, 1], n)
-        self._embeddings, self._ann = np.zeros((n, 0), np.float32), None
-        if c.embedding_dim and n > 2 and self._gram.nnz:
-            self._ann_gram = self._gram
-        self.model_ids = np.full(n, _NO_ID, np.int64)
-        self.model_ids[self.items.live_rows()] = self.items.live_ids()
-        self.fitted = True
+        with self._refresh_lock:
+            with self._lock.write():
+                gram, parts, moved, model_ids = self._take_counts()
+            gram = _folded(gram, parts, len(model_ids))
+            moves = np.concatenate(moved)
+            model = self._solve(gram, moves, model_ids)
+            if solve_ann or self._needs_ann(False):
+                model.solve()
+            with self._lock.write():
+                self._gram, self._moves_total, self._model = gram, moves, model
+                self.fitted = True
+                self._changed()
         return self
+
+    def _take_counts(
+        self,
+    ) -> tuple[sp.csr_matrix, list[sp.csr_matrix], list[np.ndarray], np.ndarray]:
+        """Counts gathered so far and the id of each row now (under the write lock)."""
+        n = self.items.n_rows
+        parts, self._pairs = self._pairs, []
+        moves, self._moves = [self._moves_total, *self._moves], []
+        model_ids = np.full(n, NO_ID, np.int64)
+        model_ids[self.items.live_rows()] = self.items.live_ids()
+        return self._gram, parts, moves, model_ids
+
+    def _solve(self, gram: sp.csr_matrix, moves: np.ndarray, model_ids: np.ndarray) -> ItemModel:
+        n, c = len(model_ids), self.config
+        if not n:
+            return ItemModel(self._model.weights, self._model.transitions, model_ids)
+        weights = item_weights(gram, l2=c.l2, neighbors=c.neighbors, max_dense=c.max_dense_items)
+        transitions = transition_matrix(moves[:, 0], moves[:, 1], n)
+        pending = None
+        if c.embedding_dim and n > 2 and gram.nnz:
+            pending = (gram, c.embedding_dim, self.seed, c.max_dense_items)
+        return ItemModel(weights, transitions, model_ids, pending=pending)
+
+    def refresh_pending_counts(self) -> None:
+        """Fold counts gathered since the last refresh into the Gram matrix (no re-solve)."""
+        with self._refresh_lock, self._lock.write():
+            self._fold_pending()
+
+    def _fold_pending(self) -> None:
+        """``refresh_pending_counts`` for a caller holding both locks."""
+        if self._pairs:
+            self._model.solve()  # a pending solve would keep the old counts alive
+        self._gram = _folded(self._gram, self._pairs, self.items.n_rows)
+        self._pairs = []
+        if self._moves:
+            self._moves_total = np.concatenate([self._moves_total, *self._moves])
+            self._moves = []
+
+    @property
+    def weights(self) -> sp.csr_matrix:
+        """Item-item weights (row = history item, column = candidate) of the last refresh."""
+        return self._model.weights
+
+    @property
+    def transitions(self) -> sp.csr_matrix:
+        return self._model.transitions
+
+    @property
+    def model_ids(self) -> np.ndarray:
+        """The id each item row held when the model was solved (min int64 for none)."""
+        return self._model.model_ids
 
     @property
     def embeddings(self) -> np.ndarray:
         """Spectral item embeddings (items × ``embedding_dim``) as of the last ``refresh``."""
-        self._solve_ann()
-        return self._embeddings
+        return self._model.embeddings
 
     @embeddings.setter
     def embeddings(self, vectors: np.ndarray) -> None:
-        self._embeddings, self._ann_gram = vectors, None
+        self._model = self._model.with_embeddings(vectors)
 
     @property
     def ann(self) -> AnnIndex | None:
         """The ANN index over :attr:`embeddings` (``None`` without embeddings)."""
-        self._solve_ann()
-        return self._ann
+        return self._model.ann
 
     @ann.setter
     def ann(self, index: AnnIndex | None) -> None:
-        self._ann, self._ann_gram = index, None
+        self._model = self._model.with_embeddings(self._model.embeddings, index)
 
-    def _solve_ann(self) -> None:
-        gram, self._ann_gram = self._ann_gram, None
-        if gram is not None:
-            c = self.config
-            self._embeddings = item_embeddings(gram, c.embedding_dim, self.seed, c.max_dense_items)
-            self._ann = AnnIndex.build(self._embeddings)
-
-    def _needs_ann(self, reasons: bool) -> bool:
-        """Whether scoring reads the ANN source (with weight 0 and no ranker it adds 0)."""
-        c = self.config
-        wanted = reasons or c.ann_weight > 0 or self.ranker is not None
-        return bool(c.ann_candidates) and wanted
+    @property
+    def _ann_gram(self) -> sp.csr_matrix | None:
+        """Counts the embeddings are still to be solved from (``None`` once solved)."""
+        return self._model.pending_gram
 
     # ------------------------------------------------------------------ serving
+    @contextmanager
+    def _reading(self, reasons: bool) -> Iterator[ItemModel]:
+        """Hold the read lock with the current model, its embeddings solved if used."""
+        while True:
+            model = self._model
+            if self._needs_ann(reasons):
+                model.solve()  # outside the lock: a first solve must not stall writers
+            with self._lock.read():
+                if self._model is not model:
+                    continue  # refresh swapped models meanwhile: serve the new one
+                if not self.fitted:
+                    raise NotFittedError("call fit() before recommend()")
+                yield model
+                return
+
     def recommend(
         self, user_ids: npt.ArrayLike, k: int = 20, exclude_seen: bool = True
     ) -> np.ndarray:
@@ -360,21 +445,85 @@ class Recommender:
         self._check_ready(k)
         ids = _as_ids(user_ids)
         out = np.full((len(ids), k), PAD, np.int64)
-        for start in range(0, len(ids), _BATCH):
-            rows = self.users.rows(ids[start : start + _BATCH])
-            chosen, _, _ = self._feed(rows, k, exclude_seen, reasons=False)
-            out[start : start + _BATCH] = self._to_ids(chosen)
+        # Large catalogues score each user on candidates; the lock is taken per step
+        # so that a long batch does not hold writers back.
+        step = 1 if self.items.n_rows >= CANDIDATES_FROM else _BATCH
+        for start in range(0, len(ids), step):
+            with self._reading(reasons=False) as model:
+                rows = self.users.rows(ids[start : start + step])
+                chosen, _, _ = self._feed(model, rows, k, exclude_seen, reasons=False)
+                out[start : start + step] = self._to_ids(chosen)
         return out
 
     def recommend_with_reasons(
-        self, user_id: int, k: int = 10, exclude_seen: bool = True
+        self, user_id: int, k: int = 10, exclude_seen: bool = True, *, personalised: bool = True
     ) -> tuple[np.ndarray, np.ndarray, list[list[Reason]]]:
-        """(item ids, scores, reasons per item) for one user: "why am I seeing this"."""
+        """(item ids, scores, reasons per item) for one user: "why am I seeing this".
+
+        ``personalised=False`` is the user's opt-out of profiling (DSA Art. 38): the
+        same feed as :meth:`popular`, and nothing of the user's history is read.
+        """
         self._check_ready(k)
-        rows = self.users.rows(_as_ids([user_id]))
-        chosen, scores, parts = self._feed(rows, k, exclude_seen, reasons=True)
-        items = chosen[0]
-        reasons = [self._reasons(rows[0], int(r), parts) if r >= 0 else [] for r in items]
+        if not personalised:
+            return self.popular(k)
+        with self._reading(reasons=True) as model:
+            rows = self.users.rows(_as_ids([user_id]))
+            return self._explained_feed(model, rows, k, exclude_seen, None)
+
+    def popular(
+        self, k: int = 20, exclude: npt.ArrayLike = ()
+    ) -> tuple[np.ndarray, np.ndarray, list[list[Reason]]]:
+        """The non-personalised feed (DSA Art. 38): (item ids, scores, reasons).
+
+        Trending, then popular, eligible items (plus fresh ones when exploration is on),
+        under the same caps as every feed: the cold-start feed, which reads no user's
+        history. ``exclude`` lists item ids not to show (say, the pages already served).
+        """
+        self._check_ready(k)
+        ids = _as_ids(exclude)
+        with self._reading(reasons=False) as model:
+            hidden = self.items.rows(ids)
+            rows = np.array([-1], np.int64)
+            return self._explained_feed(model, rows, k, False, hidden[hidden >= 0])
+
+    def explain(self, user_id: int, item_id: int, *, personalised: bool = True) -> list[Reason]:
+        """Why this item is in this user's feed ("why am I seeing this"), from the state now.
+
+        The reasons :meth:`recommend_with_reasons` gives the item at this moment, whether
+        or not it still makes the top ``k``. Raises :class:`UnknownItemError` for an item
+        id the engine does not know; ``personalised=False`` explains the :meth:`popular`
+        feed.
+        """
+        with self._reading(reasons=True) as model:
+            item = int(self.items.rows(_as_ids([item_id]))[0])
+            if item < 0:
+                raise UnknownItemError(f"item {item_id} is unknown to the recommender")
+            user = int(self.users.rows(_as_ids([user_id]))[0]) if personalised else -1
+            bg = self._background_now(model)
+            with_ann = self._needs_ann(True)
+            parts = self._candidate_parts(
+                model, user, bg, with_ann, pool=0, extra=np.array([item], np.int64)
+            )
+            return self._reasons(model, parts, bg, np.searchsorted(parts.cols, [item]))[0]
+
+    def _explained_feed(
+        self,
+        model: ItemModel,
+        user_rows: np.ndarray,
+        k: int,
+        exclude_seen: bool,
+        hidden: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, list[list[Reason]]]:
+        reasons_needed = bool(user_rows[0] >= 0)  # a stranger has no ANN profile
+        chosen, scores, parts = self._feed(
+            model, user_rows, k, exclude_seen, reasons=reasons_needed, hidden=hidden
+        )
+        bg = self._background_now(model)
+        shown = np.flatnonzero(chosen[0] >= 0)
+        found = self._reasons(model, parts, bg, np.searchsorted(parts.cols, chosen[0][shown]))
+        reasons: list[list[Reason]] = [[] for _ in range(k)]
+        for i, why in zip(shown, found, strict=True):
+            reasons[i] = why
         return self._to_ids(chosen)[0], scores[0], reasons
 
     def _check_ready(self, k: int) -> None:
@@ -389,231 +538,47 @@ class Recommender:
         out[valid] = self.items.ids_at(rows[valid])
         return out
 
-    def _eligible(self) -> np.ndarray:
-        """Item rows that may be served: live under the same id as in the model, not blocked."""
-        n = self.items.n_rows
-        ok = np.zeros(n, bool)
-        live = self.items.live_rows()
-        ok[live] = True
-        m = min(n, len(self.model_ids))
-        in_model = np.zeros(n, bool)
-        in_model[:m] = self.model_ids[:m] == np.where(ok[:m], _row_ids(self.items, m), _NO_ID)
-        fresh = self._fresh_mask(n)
-        return ok & (in_model | fresh) & self._servable(n)
-
-    def _fresh_mask(self, n: int) -> np.ndarray:
-        self.stats._ensure(n)
-        c = self.config
-        recent = self.stats.first_seen[:n] >= self.stats.clock - c.fresh_window_s
-        return recent & (self.stats.views[:n] < c.fresh_max_views)
-
-    def _parts(self, user_rows: np.ndarray, with_ann: bool = True) -> dict[str, Any]:
-        """Per-source scores (users × item rows) and the profile behind them."""
-        n_all = self.items.n_rows
-        n_model = self.weights.shape[0]
-        safe = np.where(user_rows >= 0, user_rows, np.iinfo(np.int64).max)
-        items, weights, rank = self.recent.recent(safe)
-        items = np.where(items < n_model, items, -1)
-        prof = profile_matrix(items, weights, rank, self.config.recency, n_model)
-        i2i = np.zeros((len(user_rows), n_all), np.float32)
-        trans = np.zeros_like(i2i)
-        ann = np.zeros_like(i2i)
-        if n_model:
-            i2i[:, :n_model] = (prof @ self.weights).toarray()
-            last = items[:, 0]
-            has = last >= 0
-            if has.any() and self.config.transition > 0:
-                trans[has, :n_model] = self.transitions[last[has]].toarray()
-        index = self.ann if with_ann and self.config.ann_candidates else None
-        if index is not None:
-            queries = prof @ self._embeddings
-            sims, found = index.search(queries, self.config.ann_candidates)
-            active = np.asarray(prof.sum(axis=1)).ravel() > 0
-            r, c = np.nonzero((found >= 0) & active[:, None])
-            ann[r, found[r, c]] = sims[r, c] / np.maximum(np.abs(sims[r, :1]).ravel(), 1e-9)
-        following = np.zeros_like(i2i)
-        if self.follows.base.nnz and len(self.stats.creator):
-            creator = self.stats.creator[:n_all]
-            fm = self.follows.matrix(
-                np.where(user_rows >= 0, user_rows, 1 << 40), int(creator.max()) + 1
-            )
-            has_c = creator >= 0
-            following[:, has_c] = fm[:, creator[has_c]].toarray()
-        views = (
-            self.stats.views[:n_all]
-            if len(self.stats.views) >= n_all
-            else grown(self.stats.views, n_all, 0.0)
-        )
-        return {
-            "profile": prof, "recent_items": items, "item2item": i2i, "transition": trans,
-            "ann": ann, "following": following, "trending": self.stats.trending(n_all),
-            "popular": np.log1p(views[:n_all]) / max(np.log1p(views[:n_all]).max(initial=0), 1.0),
-        }  # fmt: skip
-
-    def _blend(self, parts: dict[str, Any]) -> np.ndarray:
-        c = self.config
-        score = (
-            parts["item2item"]
-            + c.transition * parts["transition"]
-            + c.ann_weight * parts["ann"]
-            + c.following_weight * parts["following"]
-            + c.trending_weight * parts["trending"][None, :]
-        )
-        cold = ~(np.abs(parts["item2item"]).max(axis=1) > 0)
-        score[cold] += parts["trending"][None, :]
-        # A tiny popularity term breaks ties (and pads short feeds) deterministically.
-        return score + 1e-4 * parts["popular"][None, :]
-
-    def _feed(
-        self, user_rows: np.ndarray, k: int, exclude_seen: bool, *, reasons: bool
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        parts = self._parts(user_rows, with_ann=self._needs_ann(reasons))
-        score = self._blend(parts).astype(np.float64)
-        score[:, ~self._eligible()] = -np.inf
-        if exclude_seen:
-            seen = self.seen.matrix(np.where(user_rows >= 0, user_rows, 1 << 40), score.shape[1])
-            r, c = seen.nonzero()
-            score[r, c] = -np.inf
-        if self.ranker is not None:
-            score = self._rank(user_rows, score, parts)
-        fresh = self._fresh_mask(score.shape[1]) & np.isfinite(score).any(axis=0)
-        chosen, chosen_scores = rerank(
-            score, k,
-            creator=grown(self.stats.creator, score.shape[1], -1)[: score.shape[1]],
-            topic=grown(self.topic, score.shape[1], -1)[: score.shape[1]],
-            creator_cap=self.config.creator_cap, topic_cap=self.config.topic_cap,
-            explore=fresh, explore_share=self.config.explore_share,
-            order=self.stats.first_seen[: score.shape[1]],
-        )  # fmt: skip
-        return chosen, chosen_scores, parts
-
     # ------------------------------------------------------------------ ranker
-    def _pair_features(self, rows: np.ndarray, cols: np.ndarray, parts: dict[str, Any]):
-        s = self.stats
-        n = self.items.n_rows
-        s._ensure(n)
-        prior = max(float(s.positives[:n].sum()) / max(float(s.views[:n].sum()), 1.0), 1e-3)
-        neg_prior = max(float(s.negatives[:n].sum()) / max(float(s.views[:n].sum()), 1.0), 1e-3)
-        views = s.views[cols]
-        return np.column_stack(
-            [
-                parts["item2item"][rows, cols],
-                parts["transition"][rows, cols],
-                parts["ann"][rows, cols],
-                parts["trending"][cols],
-                np.log1p(views),
-                (s.positives[cols] + 10 * prior) / (views + 10),
-                (s.negatives[cols] + 10 * neg_prior) / (views + 10),
-                parts["following"][rows, cols],
-                np.log1p(np.maximum(s.clock - s.first_seen[cols], 0.0)),
-            ]
-        ).astype(np.float32)
-
-    def _rank(self, user_rows: np.ndarray, score: np.ndarray, parts: dict[str, Any]):
-        assert self.ranker is not None
-        pool = min(_RANKER_POOL, score.shape[1])
-        top = np.argpartition(-score, pool - 1, axis=1)[:, :pool]
-        rows = np.repeat(np.arange(len(user_rows)), pool)
-        cols = top.ravel()
-        finite = np.isfinite(score[rows, cols])
-        # Outside the pool items keep their order, below every ranked one, and stay
-        # finite so that exploration can still pick them.
-        ranked = np.where(np.isfinite(score), score - 1e6, -np.inf)
-        if finite.any():
-            r, c = rows[finite], cols[finite]
-            feats = self._pair_features(r, c, parts)
-            learned = np.full(score.shape, np.nan)
-            learned[r, c] = self.ranker.score(feats)
-            w = self.config.ranker_weight
-            ranked[r, c] = (1 - w) * unit_scaled(score, r, c) + w * unit_scaled(learned, r, c)
-        return ranked
-
     def _train_ranker(self, impressions: pd.DataFrame) -> MultiTaskRanker | None:
         """Fit the multi-task ranker on impressions scored by the state before them."""
-        urows = self.users.rows(impressions["user_id"].to_numpy(np.int64))
-        irows = self.items.rows(impressions["item_id"].to_numpy(np.int64))
-        ok = (urows >= 0) & (irows >= 0) & (irows < self.weights.shape[0])
-        if ok.sum() < 100:
+        with self._reading(reasons=True) as model:
+            found = self._impression_features(model, impressions)
+        if found is None:
             return None
-        frame = impressions[ok]
-        uniq, inv = np.unique(urows[ok], return_inverse=True)
-        feats = []
-        for start in range(0, len(uniq), _BATCH):
-            parts = self._parts(uniq[start : start + _BATCH])
-            sel = (inv >= start) & (inv < start + _BATCH)
-            feats.append(
-                (np.flatnonzero(sel), self._pair_features(inv[sel] - start, irows[ok][sel], parts))
-            )
-        x = np.zeros((len(frame), len(_FEATURES)), np.float32)
-        for idx, f in feats:
-            x[idx] = f
+        x, frame = found
         labels = task_labels(frame, self.config.positive_watch_ratio)
-        ranker = MultiTaskRanker(seed=self.seed, feature_names=list(_FEATURES))
+        ranker = MultiTaskRanker(seed=self.seed, feature_names=list(FEATURES))
         try:
-            return ranker.fit(x, labels)
+            ranker.fit(x, labels)
         except RecommendError:
             return None
+        ranker.compile()  # now, not in the first feed request
+        return ranker
 
-    # ------------------------------------------------------------------ reasons
-    def _reasons(self, user_row: int, item: int, parts: dict[str, Any]) -> list[Reason]:
-        c = self.config
-        out: list[Reason] = []
-        i2i = float(parts["item2item"][0, item])
-        if i2i > 0:
-            prof = parts["profile"][0]
-            hist = prof.indices
-            contrib = prof.data * np.asarray(self.weights[hist, item].todense()).ravel()
-            because = (
-                int(self.items.ids_at(np.array([hist[np.argmax(contrib)]]))[0])
-                if len(hist)
-                else None
-            )
-            out.append(Reason("item2item", f"because you watched {because}", i2i, because))
-        if c.transition > 0 and parts["transition"][0, item] > 0:
-            out.append(
-                Reason(
-                    "item2item",
-                    "often watched next after your latest video",
-                    c.transition * float(parts["transition"][0, item]),
-                )
-            )
-        if parts["ann"][0, item] > 0:
-            out.append(
-                Reason(
-                    "ann",
-                    "close to your recent interests",
-                    c.ann_weight * float(parts["ann"][0, item]),
-                )
-            )
-        if parts["following"][0, item] > 0:
-            out.append(Reason("following", "from a creator you follow", c.following_weight))
-        if self._fresh_mask(self.items.n_rows)[item]:
-            out.append(Reason("fresh", "a new upload we are trying out", 0.0))
-        trend = float(parts["trending"][item])
-        if trend > 0.2 or not out:
-            text = "trending now" if trend > 0.2 else "popular on the platform"
-            out.append(Reason("trending" if trend > 0.2 else "popular", text, trend))
-        return out
+    def _impression_features(
+        self, model: ItemModel, impressions: pd.DataFrame
+    ) -> tuple[np.ndarray, pd.DataFrame] | None:
+        urows = self.users.rows(impressions["user_id"].to_numpy(np.int64))
+        irows = self.items.rows(impressions["item_id"].to_numpy(np.int64))
+        ok = (urows >= 0) & (irows >= 0) & (irows < model.n_items)
+        if ok.sum() < 100:
+            return None
+        uniq, inv = np.unique(urows[ok], return_inverse=True)
+        bg = self._background_now(model)
+        x = np.zeros((int(ok.sum()), len(FEATURES)), np.float32)
+        for start in range(0, len(uniq), _BATCH):
+            parts = self._dense_parts(model, uniq[start : start + _BATCH], bg, with_ann=True)
+            sel = (inv >= start) & (inv < start + _BATCH)
+            x[sel] = self._pair_features(inv[sel] - start, irows[ok][sel], parts, bg)
+        return x, impressions[ok]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the whole state to the directory ``path`` (npz + JSON, no pickle)."""
-        if not self.fitted:
-            raise NotFittedError("call fit() before save()")
-        save_state(self, Path(path))
-
-    def refresh_pending_counts(self) -> None:
-        """Fold counts gathered since the last refresh into the Gram matrix (no re-solve)."""
-        if self._pairs and self._ann_gram is not None:
-            self._solve_ann()  # a pending snapshot would keep the old counts alive
-        n = self.items.n_rows
-        gram = resized(self._gram, n)
-        for part in self._pairs:
-            gram = gram + resized(part, n)
-        self._gram, self._pairs = gram.tocsr(), []
-        if self._moves:
-            self._moves_total = np.concatenate([self._moves_total, *self._moves])
-            self._moves = []
+        with self._refresh_lock, self._lock.write():
+            if not self.fitted:
+                raise NotFittedError("call fit() before save()")
+            save_state(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -621,16 +586,24 @@ class Recommender:
         return load_state(cls, Path(path))
 
 
+def _folded(gram: sp.csr_matrix, parts: list[sp.csr_matrix], n: int) -> sp.csr_matrix:
+    """``gram`` plus the count ``parts``, all as ``n × n``."""
+    if len(parts) > 2:
+        # Adding a part to a large Gram matrix costs its whole size: many small stream
+        # batches are summed among themselves first. (Two, as ``fit`` makes, are added
+        # as they are, so a fit gives the same sums as before.)
+        total = resized(parts[0], n)
+        for part in parts[1:]:
+            total = total + resized(part, n)
+        parts = [total]
+    gram = resized(gram, n)
+    for part in parts:
+        gram = gram + resized(part, n)
+    return gram.tocsr()
+
+
 def _as_ids(user_ids: npt.ArrayLike) -> np.ndarray:
     arr = np.asarray(user_ids)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
         raise RecommendError("user_ids must be a 1-D sequence of integer ids")
     return arr.astype(np.int64)
-
-
-def _row_ids(table: CollisionlessTable, n: int) -> np.ndarray:
-    ids = np.full(n, _NO_ID, np.int64)
-    live = table.live_rows()
-    live = live[live < n]
-    ids[live] = table.ids_at(live)
-    return ids

@@ -26,9 +26,11 @@ def rerank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(item rows, scores) of each user's feed of length ``k``, -1 / -inf padded."""
     n_users, n_items = score.shape
+    if n_items == 0:  # nothing to choose from (say, nothing eligible yet)
+        return np.full((n_users, k), PAD, np.int64), np.full((n_users, k), -np.inf)
     n_explore = round(explore_share * k) if explore is not None else 0
     pool = min(n_items, k * 4 + n_explore if (creator_cap or topic_cap) else k)
-    top = _top(score, pool)
+    top = top_columns(score, pool)
     if not (creator_cap or topic_cap or n_explore):
         return _pad(top[:, :k], score, k)
     out = np.full((n_users, k), PAD, np.int64)
@@ -48,12 +50,31 @@ def rerank(
     return _pad(out, score, k)
 
 
-def _top(score: np.ndarray, n: int) -> np.ndarray:
+def top_columns(score: np.ndarray, n: int) -> np.ndarray:
+    """Columns of the ``n`` best scores of each row, best first, ties to the lower column.
+
+    Equal scores are common (the popularity tie-break of items with as many views),
+    and ``argpartition`` splits a tie at the cut arbitrarily. Breaking ties by column
+    (item row) makes a feed the same whichever set of columns holding its top is
+    scored: the candidate path and the whole catalogue, one user or a batch.
+    """
+    n = min(n, score.shape[1])
     if n <= 0:
         return np.zeros((score.shape[0], 0), np.int64)
     part = np.argpartition(-score, n - 1, axis=1)[:, :n]
-    order = np.argsort(-np.take_along_axis(score, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    cut = np.take_along_axis(score, part, axis=1).min(axis=1)
+    out = np.empty((score.shape[0], n), np.int64)
+    for u in range(score.shape[0]):
+        row = score[u]
+        # Everything at least as good as the cut (ties included); -inf is never served.
+        cols = (
+            np.flatnonzero(row >= cut[u]) if np.isfinite(cut[u]) else np.flatnonzero(row > cut[u])
+        )
+        cols = cols[np.argsort(-row[cols], kind="stable")][:n]
+        if len(cols) < n:  # pad with unservable columns; ``_pad`` drops them
+            cols = np.concatenate([cols, np.flatnonzero(~(row > cut[u]))[: n - len(cols)]])
+        out[u] = cols
+    return out
 
 
 def _pad(rows: np.ndarray, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

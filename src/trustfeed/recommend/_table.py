@@ -461,6 +461,13 @@ class CollisionlessTable:
             raise TableInputError("ids_at got rows that hold no live id")
         return self._row_id[r]
 
+    def ids_or(self, rows: npt.ArrayLike, fill: int) -> np.ndarray:
+        """The id living at each row, ``fill`` where a row holds none; never raises."""
+        r = _as_ids(rows, "rows")
+        inside = (r >= 0) & (r < int(self._state[_NROWS]))
+        safe = np.where(inside, r, 0)
+        return np.where(inside & self._row_live[safe], self._row_id[safe], fill)
+
     def live_rows(self) -> np.ndarray:
         """Rows that hold a live id, ascending."""
         return np.flatnonzero(self._row_live[: self._state[_NROWS]]).astype(np.int64)
