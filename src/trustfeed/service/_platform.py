@@ -54,6 +54,7 @@ PURPOSE_FEED = "feed_serving"
 MAX_FEED = 100
 MAX_CURSOR = 1000
 ERASED_CACHE_S = 5.0
+REFRESH_DUTY = 4.0  # wait at least this many times a re-solve's length before the next
 ERASED_CACHE_MAX = 500_000
 
 
@@ -151,6 +152,7 @@ class Platform(Closeable):
         self.started_at = time.time()
         self.errors: dict[str, str] = {}
         self._erasures: dict[str, tuple[bool, float]] = {}
+        self.last_refresh_s: float | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -217,12 +219,23 @@ class Platform(Closeable):
                     self._new_events.wait(timeout=0.05)
 
     def _refresh_loop(self) -> None:
-        trained = self.trainer.applied
+        """Re-solve the model now and then; the policy set is re-read every round.
+
+        A re-solve of a large catalogue takes a core for tens of seconds, so the
+        pause after one is at least ``REFRESH_DUTY`` times its length: serving
+        keeps most of the CPU however long solves get.
+        """
+        trained, next_solve = self.trainer.applied, 0.0
         while not self._stop.wait(self.config.refresh_every_s):
-            if self.trainer.applied != trained and self.model.fitted:
-                trained = self.trainer.applied
-                self._guarded("refresh", self.model.refresh)
             self._guarded("policy", self.custody.policy.refresh)
+            now = time.monotonic()
+            if self.trainer.applied == trained or not self.model.fitted or now < next_solve:
+                continue
+            trained = self.trainer.applied
+            self._guarded("refresh", self.model.refresh)
+            took = time.monotonic() - now
+            self.last_refresh_s = took
+            next_solve = time.monotonic() + REFRESH_DUTY * took
 
     def _guarded(self, what: str, step: Any) -> Any:
         """A failing background step is logged and reported by /healthz, and retried."""
@@ -503,6 +516,7 @@ class Platform(Closeable):
             "vault_position": self.archiver.position,
             "model_position": self.trainer.position,
             "model_fitted": self.model.fitted,
+            "last_refresh_s": self.last_refresh_s,
             "ledger_size": self.custody.ledger.size(),
             "catalog_items": len(self.catalog),
         }
